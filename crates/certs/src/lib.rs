@@ -1,0 +1,1 @@
+//! dbops-certs (under construction).

@@ -1,0 +1,1 @@
+//! dbops-config-formats (under construction).

@@ -1,0 +1,1 @@
+//! dbops-engines (under construction).

@@ -1,0 +1,1 @@
+//! dbops-probes (under construction).

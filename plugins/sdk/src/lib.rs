@@ -1,0 +1,1 @@
+//! dbops-plugin-sdk (under construction).

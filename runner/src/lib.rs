@@ -1,0 +1,1 @@
+//! dbops (under construction).

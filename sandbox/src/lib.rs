@@ -1,0 +1,1 @@
+//! dbops-sandbox (under construction).
