@@ -1,0 +1,5 @@
+//! The `dbops` command line.
+
+fn main() {
+    std::process::exit(dbops::exit::INTERNAL);
+}

@@ -1,0 +1,1 @@
+//! OpenTelemetry and log set-up (under construction).
