@@ -169,7 +169,10 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
     if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1.x response: {:?}", preview(status_line, 80)));
+        return Err(format!(
+            "not an HTTP/1.x response: {:?}",
+            preview(status_line, 80)
+        ));
     }
     let status = parts
         .next()

@@ -178,7 +178,10 @@ impl Conn {
         match self.sock() {
             Some(sock) => arm(sock, &self.address, self.deadline, during),
             None => Err(self.io_error(
-                io::Error::new(io::ErrorKind::NotConnected, "the tls upgrade failed earlier"),
+                io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the tls upgrade failed earlier",
+                ),
                 during,
             )),
         }

@@ -80,9 +80,15 @@ impl Outcome {
                 outcome.details = report.details();
                 outcome.tls = report.tls().cloned();
                 if let Some(tls) = &outcome.tls {
-                    outcome.details.insert("tls.serial".into(), tls.leaf.serial.clone());
-                    outcome.details.insert("tls.sha256".into(), tls.leaf.sha256.clone());
-                    outcome.details.insert("tls.not_after".into(), tls.leaf.not_after.clone());
+                    outcome
+                        .details
+                        .insert("tls.serial".into(), tls.leaf.serial.clone());
+                    outcome
+                        .details
+                        .insert("tls.sha256".into(), tls.leaf.sha256.clone());
+                    outcome
+                        .details
+                        .insert("tls.not_after".into(), tls.leaf.not_after.clone());
                     if !tls.verified {
                         outcome.warnings.push(format!(
                             "tls certificate of {address} was NOT verified (insecure_skip_verify)"
@@ -179,7 +185,10 @@ impl Report for crate::zookeeper::ZookeeperReport {
 impl Report for crate::kafka::KafkaReport {
     fn details(&self) -> BTreeMap<String, String> {
         let mut details = map([
-            ("api_versions_version", self.api_versions_version.to_string()),
+            (
+                "api_versions_version",
+                self.api_versions_version.to_string(),
+            ),
             ("api_keys", self.api_keys.len().to_string()),
         ]);
         if let Some(metadata) = self.max_version(3) {

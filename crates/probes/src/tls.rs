@@ -10,12 +10,14 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -104,7 +106,10 @@ pub struct ClientIdentity {
 impl fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientIdentity")
-            .field("cert_chain_pem", &format_args!("{} bytes", self.cert_chain_pem.len()))
+            .field(
+                "cert_chain_pem",
+                &format_args!("{} bytes", self.cert_chain_pem.len()),
+            )
             .field("key_pem", &"<redacted>")
             .finish()
     }
@@ -195,10 +200,17 @@ pub fn normalize_hex(value: &str, strip_leading_zeros: bool) -> String {
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
         .flat_map(char::to_lowercase)
         .collect();
-    let cleaned = cleaned.strip_prefix("0x").map(str::to_string).unwrap_or(cleaned);
+    let cleaned = cleaned
+        .strip_prefix("0x")
+        .map(str::to_string)
+        .unwrap_or(cleaned);
     if strip_leading_zeros {
         let trimmed = cleaned.trim_start_matches('0');
-        if trimmed.is_empty() { "0".to_string() } else { trimmed.to_string() }
+        if trimmed.is_empty() {
+            "0".to_string()
+        } else {
+            trimmed.to_string()
+        }
     } else {
         cleaned
     }
@@ -267,7 +279,10 @@ pub(crate) fn handshake(
     let config = client_config(options, provider, verifier.clone())?;
     let server_name = ServerName::try_from(options.server_name.clone()).map_err(|err| {
         ProbeError::TlsSettings {
-            reason: format!("server name {:?} is not a DNS name or IP: {err}", options.server_name),
+            reason: format!(
+                "server name {:?} is not a DNS name or IP: {err}",
+                options.server_name
+            ),
         }
     })?;
     let mut conn = ClientConnection::new(Arc::new(config), server_name).map_err(|err| {
@@ -299,12 +314,11 @@ pub(crate) fn handshake(
             });
         }
     }
-    let session = describe_session(&conn, options)
-        .ok_or_else(|| ProbeError::Protocol {
-            protocol: "tls",
-            address: address.to_string(),
-            detail: "the server's certificate could not be parsed".to_string(),
-        })?;
+    let session = describe_session(&conn, options).ok_or_else(|| ProbeError::Protocol {
+        protocol: "tls",
+        address: address.to_string(),
+        detail: "the server's certificate could not be parsed".to_string(),
+    })?;
     check_expectation(address, &session.leaf, &options.expect)?;
     Ok((rustls::StreamOwned::new(conn, sock), session))
 }
@@ -423,7 +437,9 @@ impl RecordingVerifier {
                 let mut roots = RootCertStore::empty();
                 for cert in parse_certificates(pem, "CA bundle")? {
                     roots.add(cert).map_err(|err| ProbeError::TlsSettings {
-                        reason: format!("a CA bundle certificate is not a usable trust anchor: {err}"),
+                        reason: format!(
+                            "a CA bundle certificate is not a usable trust anchor: {err}"
+                        ),
                     })?;
                 }
                 let verifier =
@@ -444,7 +460,9 @@ impl RecordingVerifier {
 
     fn served_leaf(&self) -> Option<ServedCertificate> {
         let guard = self.served.lock().ok()?;
-        guard.as_ref().and_then(|der| ServedCertificate::from_der(der))
+        guard
+            .as_ref()
+            .and_then(|der| ServedCertificate::from_der(der))
     }
 }
 

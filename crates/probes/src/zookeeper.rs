@@ -185,14 +185,23 @@ pub fn parse_srvr(text: &str) -> Result<ServerStats, String> {
                 );
             }
             "Node count" => {
-                node_count = Some(value.parse().map_err(|_| format!("bad Node count {value:?}"))?)
+                node_count = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("bad Node count {value:?}"))?,
+                )
             }
             "Connections" => connections = value.parse().unwrap_or(0),
             "Outstanding" => outstanding = value.parse().unwrap_or(0),
             _ => {}
         }
     }
-    let missing = |field: &str| format!("the srvr answer has no {field} line: {:?}", first_line(text));
+    let missing = |field: &str| {
+        format!(
+            "the srvr answer has no {field} line: {:?}",
+            first_line(text)
+        )
+    };
     Ok(ServerStats {
         version: version.ok_or_else(|| missing("Zookeeper version"))?,
         mode: mode.ok_or_else(|| missing("Mode"))?,
@@ -277,16 +286,17 @@ pub fn judge_quorum(members: &[MemberState]) -> Quorum {
     let mut standalone = Vec::new();
     for member in members {
         match &member.stats {
-            Err(err) => quorum.not_serving.push((member.name.clone(), err.to_string())),
+            Err(err) => quorum
+                .not_serving
+                .push((member.name.clone(), err.to_string())),
             Ok(stats) => match &stats.mode {
                 Mode::Leader => leaders.push(member.name.clone()),
                 Mode::Follower => quorum.followers.push(member.name.clone()),
                 Mode::Observer => quorum.observers.push(member.name.clone()),
                 Mode::Standalone => standalone.push(member.name.clone()),
-                other => quorum.not_serving.push((
-                    member.name.clone(),
-                    format!("mode {}", other.as_str()),
-                )),
+                other => quorum
+                    .not_serving
+                    .push((member.name.clone(), format!("mode {}", other.as_str()))),
             },
         }
     }
@@ -393,7 +403,11 @@ mod tests {
             member("a", stats(Mode::Leader)),
             member("b", stats(Mode::Leader)),
         ]);
-        assert!(two.problems.iter().any(|p| p.contains("more than one leader")));
+        assert!(
+            two.problems
+                .iter()
+                .any(|p| p.contains("more than one leader"))
+        );
         let split = judge_quorum(&[
             member("a", stats(Mode::Leader)),
             member("b", stats(Mode::Standalone)),
@@ -427,6 +441,11 @@ mod tests {
             member("zk-0", stats(Mode::Leader)),
             member("zk-1", stats(Mode::Follower)),
         ]);
-        assert!(two_voters.can_lose("zk-1", 2).unwrap_err().contains("no majority"));
+        assert!(
+            two_voters
+                .can_lose("zk-1", 2)
+                .unwrap_err()
+                .contains("no majority")
+        );
     }
 }

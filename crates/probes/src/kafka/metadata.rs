@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::KafkaClient;
 use super::wire::{Reader, WireResult, Writer};
-use super::{KafkaClient, error_name};
 use crate::error::Result;
 use crate::net::Endpoint;
 
 const METADATA_KEY: i16 = 3;
-const METADATA_VERSIONS: (i16, i16) = (1, 12);
+const METADATA_VERSIONS: (i16, i16) = (1, 13);
 const DESCRIBE_CONFIGS_KEY: i16 = 32;
 const DESCRIBE_CONFIGS_VERSIONS: (i16, i16) = (1, 4);
 const TOPIC_RESOURCE: i8 = 2;
@@ -78,16 +78,23 @@ pub struct ClusterMetadata {
     pub controller_id: i32,
     /// All topics.
     pub topics: Vec<Topic>,
+    /// Top-level error code (v13+, otherwise 0).
+    pub error_code: i16,
 }
 
 impl KafkaClient {
-    /// Metadata for all topics, at the highest version both sides speak (1..=12).
+    /// Metadata for all topics, at the highest version both sides speak (1..=13).
     pub fn metadata(&mut self) -> Result<ClusterMetadata> {
         let version = self.pick_version(METADATA_KEY, METADATA_VERSIONS, "Metadata")?;
         let body = metadata_request(version);
         let flexible = version >= 9;
         let response = self.call(METADATA_KEY, version, flexible, flexible, &body)?;
-        parse_metadata(&response, version).map_err(|detail| self.protocol(detail))
+        let metadata =
+            parse_metadata(&response, version).map_err(|detail| self.protocol(detail))?;
+        if metadata.error_code != 0 {
+            return Err(self.refused("Metadata", metadata.error_code));
+        }
+        Ok(metadata)
     }
 
     /// The effective `min.insync.replicas` of each named topic.
@@ -95,8 +102,11 @@ impl KafkaClient {
         if topics.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let version =
-            self.pick_version(DESCRIBE_CONFIGS_KEY, DESCRIBE_CONFIGS_VERSIONS, "DescribeConfigs")?;
+        let version = self.pick_version(
+            DESCRIBE_CONFIGS_KEY,
+            DESCRIBE_CONFIGS_VERSIONS,
+            "DescribeConfigs",
+        )?;
         let flexible = version >= 4;
         let body = describe_configs_request(version, topics);
         let response = self.call(DESCRIBE_CONFIGS_KEY, version, flexible, flexible, &body)?;
@@ -142,7 +152,7 @@ fn metadata_request(version: i16) -> Vec<u8> {
     body.into_bytes()
 }
 
-/// Parse a Metadata response body of `version` (1..=12).
+/// Parse a Metadata response body of `version` (1..=13).
 pub(crate) fn parse_metadata(body: &[u8], version: i16) -> WireResult<ClusterMetadata> {
     let flexible = version >= 9;
     let mut r = Reader::new(body);
@@ -157,7 +167,12 @@ pub(crate) fn parse_metadata(body: &[u8], version: i16) -> WireResult<ClusterMet
         let port = r.i32("port")?;
         let rack = r.nullable_string(flexible, "rack")?;
         r.skip_tagged_fields(flexible)?;
-        brokers.push(Broker { node_id, host, port, rack });
+        brokers.push(Broker {
+            node_id,
+            host,
+            port,
+            rack,
+        });
     }
     let cluster_id = if version >= 2 {
         r.nullable_string(flexible, "cluster_id")?
@@ -170,7 +185,8 @@ pub(crate) fn parse_metadata(body: &[u8], version: i16) -> WireResult<ClusterMet
     for _ in 0..topic_count {
         let error_code = r.i16("topic error_code")?;
         let name = if version >= 12 {
-            r.nullable_string(flexible, "topic name")?.unwrap_or_default()
+            r.nullable_string(flexible, "topic name")?
+                .unwrap_or_default()
         } else {
             r.string(flexible, "topic name")?
         };
@@ -193,17 +209,33 @@ pub(crate) fn parse_metadata(body: &[u8], version: i16) -> WireResult<ClusterMet
                 r.i32_array(flexible, "offline_replicas")?;
             }
             r.skip_tagged_fields(flexible)?;
-            partitions.push(Partition { index, error_code, leader, replicas, isr });
+            partitions.push(Partition {
+                index,
+                error_code,
+                leader,
+                replicas,
+                isr,
+            });
         }
         if version >= 8 {
             r.i32("topic_authorized_operations")?;
         }
         r.skip_tagged_fields(flexible)?;
-        topics.push(Topic { name, error_code, is_internal, partitions });
+        topics.push(Topic {
+            name,
+            error_code,
+            is_internal,
+            partitions,
+        });
     }
     if (8..=10).contains(&version) {
         r.i32("cluster_authorized_operations")?;
     }
+    let error_code = if version >= 13 {
+        r.i16("error_code")?
+    } else {
+        0
+    };
     r.skip_tagged_fields(flexible)?;
     Ok(ClusterMetadata {
         version,
@@ -211,6 +243,7 @@ pub(crate) fn parse_metadata(body: &[u8], version: i16) -> WireResult<ClusterMet
         cluster_id,
         controller_id,
         topics,
+        error_code,
     })
 }
 
@@ -273,7 +306,11 @@ pub(crate) fn parse_describe_configs(body: &[u8], version: i16) -> WireResult<Ve
             configs.insert(key, value);
         }
         r.skip_tagged_fields(flexible)?;
-        results.push(ConfigResult { error_code, name, configs });
+        results.push(ConfigResult {
+            error_code,
+            name,
+            configs,
+        });
     }
     r.skip_tagged_fields(flexible)?;
     Ok(results)
@@ -374,17 +411,15 @@ pub fn check_restart_safety(endpoint: &Endpoint, broker: i32) -> Result<RestartS
     let metadata = client.metadata()?;
     for topic in &metadata.topics {
         if topic.error_code != 0 {
-            return Err(client.refused(&format!("Metadata of topic {}", topic.name), topic.error_code));
+            return Err(client.refused(
+                &format!("Metadata of topic {}", topic.name),
+                topic.error_code,
+            ));
         }
     }
     let names: Vec<String> = metadata.topics.iter().map(|t| t.name.clone()).collect();
     let min_isr = client.min_insync_replicas(&names)?;
     Ok(restart_safety(&metadata, &min_isr, broker))
-}
-
-/// For messages: a topic error code's name.
-pub fn describe_error(code: i16) -> String {
-    format!("{code} ({})", error_name(code))
 }
 
 #[cfg(test)]
@@ -407,6 +442,7 @@ mod tests {
             brokers: Vec::new(),
             cluster_id: None,
             controller_id: 0,
+            error_code: 0,
             topics: vec![Topic {
                 name: "orders".into(),
                 error_code: 0,

@@ -129,7 +129,13 @@ impl KafkaClient {
             }
             // ApiVersions responses always use response header v0 (no tagged
             // fields), even for flexible versions, so old brokers can answer.
-            let response = self.call(API_VERSIONS_KEY, version, flexible, false, &body.into_bytes())?;
+            let response = self.call(
+                API_VERSIONS_KEY,
+                version,
+                flexible,
+                false,
+                &body.into_bytes(),
+            )?;
             match parse_api_versions(&response, version).map_err(|detail| self.protocol(detail))? {
                 ApiVersionsAnswer::Supported(ranges) => {
                     self.api_versions_version = version;
@@ -148,12 +154,18 @@ impl KafkaClient {
         Err(ProbeError::Refused {
             protocol: "kafka",
             address: self.address(),
-            detail: "the broker rejected every ApiVersions version (UNSUPPORTED_VERSION)".to_string(),
+            detail: "the broker rejected every ApiVersions version (UNSUPPORTED_VERSION)"
+                .to_string(),
         })
     }
 
     /// Pick the highest version both sides support within `ours`.
-    pub(crate) fn pick_version(&self, api_key: i16, ours: (i16, i16), api_name: &str) -> Result<i16> {
+    pub(crate) fn pick_version(
+        &self,
+        api_key: i16,
+        ours: (i16, i16),
+        api_name: &str,
+    ) -> Result<i16> {
         let range = self
             .api_keys
             .iter()
@@ -189,10 +201,17 @@ impl KafkaClient {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
         let during = format!("api key {api_key} v{version}");
-        let request = wire::frame_request(api_key, version, correlation_id, flexible_request_header, body);
+        let request = wire::frame_request(
+            api_key,
+            version,
+            correlation_id,
+            flexible_request_header,
+            body,
+        );
         self.conn.send(&request, &format!("sending {during}"))?;
         let mut size = [0u8; 4];
-        self.conn.read_exact(&mut size, &format!("reading the {during} response size"))?;
+        self.conn
+            .read_exact(&mut size, &format!("reading the {during} response size"))?;
         let size = i32::from_be_bytes(size);
         if size < 4 || size as usize > MAX_RESPONSE_BYTES {
             return Err(self.protocol(format!(
@@ -200,7 +219,8 @@ impl KafkaClient {
             )));
         }
         let mut response = vec![0u8; size as usize];
-        self.conn.read_exact(&mut response, &format!("reading the {during} response"))?;
+        self.conn
+            .read_exact(&mut response, &format!("reading the {during} response"))?;
         let mut reader = Reader::new(&response);
         let answered = reader.i32("correlation id").map_err(|d| self.protocol(d))?;
         if answered != correlation_id {
@@ -329,7 +349,9 @@ mod tests {
     fn truncated_or_failed_answers_are_errors() {
         assert!(parse_api_versions(&[0, 0, 5], 3).is_err());
         assert!(parse_api_versions(&[], 2).is_err());
-        let err = parse_api_versions(&[0, 31, 0, 0, 0, 0, 0, 0, 0, 0], 2).err().unwrap();
+        let err = parse_api_versions(&[0, 31, 0, 0, 0, 0, 0, 0, 0, 0], 2)
+            .err()
+            .unwrap();
         assert!(err.contains("CLUSTER_AUTHORIZATION_FAILED"), "{err}");
     }
 }

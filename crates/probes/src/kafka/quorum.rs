@@ -31,8 +31,11 @@ pub struct KraftQuorum {
 impl KafkaClient {
     /// DescribeQuorum for `__cluster_metadata` partition 0.
     pub fn describe_quorum(&mut self) -> Result<KraftQuorum> {
-        let version =
-            self.pick_version(DESCRIBE_QUORUM_KEY, DESCRIBE_QUORUM_VERSIONS, "DescribeQuorum")?;
+        let version = self.pick_version(
+            DESCRIBE_QUORUM_KEY,
+            DESCRIBE_QUORUM_VERSIONS,
+            "DescribeQuorum",
+        )?;
         let mut body = Writer::new();
         body.array_len(Some(1), true)
             .string(METADATA_TOPIC, true)
@@ -47,7 +50,9 @@ impl KafkaClient {
         if code != 0 {
             return Err(self.refused("DescribeQuorum", code));
         }
-        quorum.ok_or_else(|| self.protocol(format!("DescribeQuorum did not describe {METADATA_TOPIC}")))
+        quorum.ok_or_else(|| {
+            self.protocol(format!("DescribeQuorum did not describe {METADATA_TOPIC}"))
+        })
     }
 }
 

@@ -160,11 +160,18 @@ impl<'a> Reader<'a> {
                 return Ok(value);
             }
         }
-        Err(format!("varint {what} longer than 5 bytes at byte {}", self.pos))
+        Err(format!(
+            "varint {what} longer than 5 bytes at byte {}",
+            self.pos
+        ))
     }
 
     /// A nullable string, compact when `flexible`.
-    pub(crate) fn nullable_string(&mut self, flexible: bool, what: &str) -> WireResult<Option<String>> {
+    pub(crate) fn nullable_string(
+        &mut self,
+        flexible: bool,
+        what: &str,
+    ) -> WireResult<Option<String>> {
         let len = if flexible {
             match self.uvarint(what)? {
                 0 => return Ok(None),
@@ -178,7 +185,8 @@ impl<'a> Reader<'a> {
             }
         };
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| format!("{what} is not UTF-8"))
             .map(Some)
     }
 
@@ -286,7 +294,10 @@ mod tests {
     #[test]
     fn strings_in_both_encodings() {
         let mut writer = Writer::new();
-        writer.string("ab", false).string("cd", true).nullable_string(None, true);
+        writer
+            .string("ab", false)
+            .string("cd", true)
+            .nullable_string(None, true);
         let bytes = writer.into_bytes();
         assert_eq!(bytes, vec![0, 2, b'a', b'b', 3, b'c', b'd', 0]);
         let mut reader = Reader::new(&bytes);

@@ -48,7 +48,11 @@ mod tests {
         hasher.update(scramble);
         hasher.update(stored);
         let mask = hasher.finalize();
-        let stage1: Vec<u8> = response.iter().zip(mask.iter()).map(|(a, b)| a ^ b).collect();
+        let stage1: Vec<u8> = response
+            .iter()
+            .zip(mask.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
         Sha1::digest(&stage1).as_slice() == stored
     }
 
@@ -58,7 +62,11 @@ mod tests {
         hasher.update(cached);
         hasher.update(scramble);
         let mask = hasher.finalize();
-        let stage1: Vec<u8> = response.iter().zip(mask.iter()).map(|(a, b)| a ^ b).collect();
+        let stage1: Vec<u8> = response
+            .iter()
+            .zip(mask.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
         Sha256::digest(&stage1).as_slice() == cached
     }
 
@@ -68,7 +76,11 @@ mod tests {
         let response = native_password(b"secret-pw", SCRAMBLE);
         assert_eq!(response.len(), 20);
         assert!(native_server_accepts(&stored, SCRAMBLE, &response));
-        assert!(!native_server_accepts(&stored, SCRAMBLE, &native_password(b"wrong", SCRAMBLE)));
+        assert!(!native_server_accepts(
+            &stored,
+            SCRAMBLE,
+            &native_password(b"wrong", SCRAMBLE)
+        ));
         assert!(native_password(b"", SCRAMBLE).is_empty());
     }
 
@@ -78,6 +90,10 @@ mod tests {
         let response = caching_sha2_password(b"secret-pw", SCRAMBLE);
         assert_eq!(response.len(), 32);
         assert!(sha2_server_accepts(&cached, SCRAMBLE, &response));
-        assert!(!sha2_server_accepts(&cached, b"another-scramble-xyz", &response));
+        assert!(!sha2_server_accepts(
+            &cached,
+            b"another-scramble-xyz",
+            &response
+        ));
     }
 }

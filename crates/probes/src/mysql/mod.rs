@@ -144,7 +144,8 @@ pub fn probe(endpoint: &Endpoint, check: &MysqlCheck) -> Result<MysqlReport> {
         if handshake.capabilities & packet::CLIENT_SSL == 0 {
             return Err(ProbeError::Unhealthy {
                 address: endpoint.address.clone(),
-                detail: "the server does not offer TLS (no ssl-cert/ssl-key configured?)".to_string(),
+                detail: "the server does not offer TLS (no ssl-cert/ssl-key configured?)"
+                    .to_string(),
             });
         }
         packets.write(&packet::ssl_request(capabilities), "sending SSLRequest")?;
@@ -163,7 +164,12 @@ pub fn probe(endpoint: &Endpoint, check: &MysqlCheck) -> Result<MysqlReport> {
         let plugin = authenticate(&mut packets, &handshake, capabilities, credentials)?;
         report.auth_plugin = Some(plugin);
         let rows = query(&mut packets, "SELECT 1")?;
-        report.select_one = rows.first().and_then(|row| row.first()).cloned().flatten().as_deref()
+        report.select_one = rows
+            .first()
+            .and_then(|row| row.first())
+            .cloned()
+            .flatten()
+            .as_deref()
             == Some("1");
         if !report.select_one {
             return Err(packets.protocol(format!("SELECT 1 returned {rows:?}")));
@@ -174,7 +180,11 @@ pub fn probe(endpoint: &Endpoint, check: &MysqlCheck) -> Result<MysqlReport> {
                 return Err(ProbeError::Unhealthy {
                     address: endpoint.address.clone(),
                     detail: match &report.galera {
-                        Galera::Node { cluster_status, local_state, .. } => format!(
+                        Galera::Node {
+                            cluster_status,
+                            local_state,
+                            ..
+                        } => format!(
                             "wsrep_cluster_status is {cluster_status}, not Primary (local state {})",
                             local_state.as_deref().unwrap_or("unknown")
                         ),
@@ -213,16 +223,17 @@ fn authenticate(
         match answer.first() {
             Some(0x00) => return Ok(plugin),
             Some(0xff) => {
-                return Err(packets.refused(
-                    &answer,
-                    &format!("login as {:?} failed", credentials.user),
-                ));
+                return Err(
+                    packets.refused(&answer, &format!("login as {:?} failed", credentials.user))
+                );
             }
             Some(0xfe) => {
                 // AuthSwitchRequest: plugin name, then new scramble.
                 let mut cursor = Cursor::new(&answer[1..]);
                 plugin = String::from_utf8_lossy(cursor.nul_terminated()).into_owned();
-                let rest = cursor.take(cursor.remaining(), "scramble").unwrap_or_default();
+                let rest = cursor
+                    .take(cursor.remaining(), "scramble")
+                    .unwrap_or_default();
                 scramble = rest.strip_suffix(&[0]).unwrap_or(rest).to_vec();
                 let reply = scramble_for(&plugin, credentials, &scramble, tls, packets)?;
                 packets.write(&reply, "answering the auth switch")?;
@@ -245,15 +256,14 @@ fn authenticate(
                     });
                 }
                 other => {
-                    return Err(packets.protocol(format!(
-                        "unexpected caching_sha2_password state {other:?}"
-                    )));
+                    return Err(packets
+                        .protocol(format!("unexpected caching_sha2_password state {other:?}")));
                 }
             },
             other => {
-                return Err(packets.protocol(format!(
-                    "unexpected login answer starting with {other:?}"
-                )));
+                return Err(
+                    packets.protocol(format!("unexpected login answer starting with {other:?}"))
+                );
             }
         }
     }
@@ -282,7 +292,11 @@ fn scramble_for(
             detail: format!(
                 "account {:?} uses auth plugin {other}, which this probe does not speak{}",
                 credentials.user,
-                if other == auth::CLEAR { " without TLS" } else { "" }
+                if other == auth::CLEAR {
+                    " without TLS"
+                } else {
+                    ""
+                }
             ),
         }),
     }

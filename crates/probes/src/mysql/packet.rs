@@ -297,7 +297,8 @@ mod tests {
         p.extend_from_slice(&7u32.to_le_bytes());
         p.extend_from_slice(b"abcdefgh");
         p.push(0);
-        let caps: u32 = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_SSL;
+        let caps: u32 =
+            CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_SSL;
         p.extend_from_slice(&(caps as u16).to_le_bytes());
         p.push(45);
         p.extend_from_slice(&2u16.to_le_bytes());
@@ -330,7 +331,16 @@ mod tests {
 
     #[test]
     fn lenenc_values_round_trip() {
-        for value in [0u64, 250, 251, 65_535, 65_536, 16_777_215, 16_777_216, u64::MAX] {
+        for value in [
+            0u64,
+            250,
+            251,
+            65_535,
+            65_536,
+            16_777_215,
+            16_777_216,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             write_lenenc_int(&mut out, value);
             assert_eq!(Cursor::new(&out).lenenc_int("v").unwrap(), Some(value));
