@@ -10,6 +10,10 @@
 //! TLS verification is on by default, against the CA bundle given (never the
 //! system roots) and the expected server name; see [`tls`].
 //!
+//! The `sdk` feature adds [`cluster`]: what the rolling-restart and
+//! health-check plugins share (the target's member pods, probe settings read
+//! from Secrets).
+//!
 //! The `testing` feature adds [`testing`]: launchers for real ZooKeeper and
 //! MariaDB servers and a test PKI, shared by this crate's tests and the plugins'.
 
@@ -24,6 +28,8 @@ pub mod tcp;
 pub mod tls;
 pub mod zookeeper;
 
+#[cfg(feature = "sdk")]
+pub mod cluster;
 #[cfg(feature = "testing")]
 pub mod testing;
 
