@@ -44,13 +44,21 @@ pub struct Workload {
 impl Workload {
     /// Read the fields dbops needs from the object's JSON.
     pub fn from_value(kind: &str, namespace: &str, object: &Value) -> Result<Workload, String> {
-        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+        let text = |pointer: &str| {
+            object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         let name = text("/metadata/name").ok_or("the workload has no metadata.name")?;
         let replicas = object
             .pointer("/spec/replicas")
             .and_then(Value::as_u64)
             .unwrap_or(1);
-        let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        let generation = object
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let observed = object
             .pointer("/status/observedGeneration")
             .and_then(Value::as_i64)
@@ -59,7 +67,8 @@ impl Workload {
             kind: kind.to_string(),
             name,
             namespace: namespace.to_string(),
-            replicas: u32::try_from(replicas).map_err(|_| format!("spec.replicas {replicas} is too large"))?,
+            replicas: u32::try_from(replicas)
+                .map_err(|_| format!("spec.replicas {replicas} is too large"))?,
             service_name: text("/spec/serviceName").filter(|s| !s.is_empty()),
             update_revision: text("/status/updateRevision"),
             current_revision: text("/status/currentRevision"),
@@ -73,7 +82,9 @@ impl Workload {
 
     /// The member pod names, `NAME-0` .. `NAME-(replicas-1)`.
     pub fn member_names(&self) -> Vec<String> {
-        (0..self.replicas).map(|i| format!("{}-{i}", self.name)).collect()
+        (0..self.replicas)
+            .map(|i| format!("{}-{i}", self.name))
+            .collect()
     }
 
     /// The Service name used in member DNS names (the governing Service, or the workload name).
@@ -154,7 +165,13 @@ impl Member {
 
     /// A pod label.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.pod.as_ref()?.metadata.labels.as_ref()?.get(key).map(String::as_str)
+        self.pod
+            .as_ref()?
+            .metadata
+            .labels
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
     }
 
     /// One line describing the pod's state, for errors.
@@ -168,7 +185,11 @@ impl Member {
 
 /// A pod annotation.
 pub fn annotation<'p>(pod: &'p Pod, key: &str) -> Option<&'p str> {
-    pod.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 /// Phase, readiness and container problems of a pod, in one line.
@@ -176,7 +197,10 @@ pub fn pod_status_summary(pod: &Pod) -> String {
     let Some(status) = &pod.status else {
         return "no status yet (not scheduled?)".to_string();
     };
-    let mut parts = vec![format!("phase {}", status.phase.as_deref().unwrap_or("unknown"))];
+    let mut parts = vec![format!(
+        "phase {}",
+        status.phase.as_deref().unwrap_or("unknown")
+    )];
     if pod.metadata.deletion_timestamp.is_some() {
         parts.push("terminating".to_string());
     }
@@ -207,11 +231,18 @@ pub fn pod_status_summary(pod: &Pod) -> String {
                 "container {} terminated with exit code {}{}",
                 container.name,
                 terminated.exit_code,
-                terminated.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                terminated
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             ));
         }
         if container.restart_count > 0 {
-            parts.push(format!("container {} restarted {} times", container.name, container.restart_count));
+            parts.push(format!(
+                "container {} restarted {} times",
+                container.name, container.restart_count
+            ));
         }
     }
     parts.join(", ")
@@ -242,7 +273,9 @@ fn default_ca_key() -> String {
 }
 
 /// How probes speak TLS, as written in a step's `with` table.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, dbops_plugin_sdk::schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Serialize, Deserialize, dbops_plugin_sdk::schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "dbops_plugin_sdk::schemars")]
 pub struct TlsSettings {
@@ -363,7 +396,11 @@ impl ResolvedTls {
 }
 
 /// Read a Secret's data; errors name the Secret, never its content.
-pub fn secret_data(ctx: &Context<'_>, namespace: &str, name: &str) -> StepResult<BTreeMap<String, Vec<u8>>> {
+pub fn secret_data(
+    ctx: &Context<'_>,
+    namespace: &str,
+    name: &str,
+) -> StepResult<BTreeMap<String, Vec<u8>>> {
     let secret = ctx
         .kube()
         .api::<Secret>(Some(namespace))
@@ -386,7 +423,12 @@ pub fn secret_data(ctx: &Context<'_>, namespace: &str, name: &str) -> StepResult
     Ok(data)
 }
 
-fn secret_key(data: &BTreeMap<String, Vec<u8>>, namespace: &str, secret: &str, key: &str) -> StepResult<Vec<u8>> {
+fn secret_key(
+    data: &BTreeMap<String, Vec<u8>>,
+    namespace: &str,
+    secret: &str,
+    key: &str,
+) -> StepResult<Vec<u8>> {
     data.get(key).cloned().ok_or_else(|| {
         StepError::permanent(
             "SecretKeyMissing",
@@ -399,7 +441,11 @@ fn secret_key(data: &BTreeMap<String, Vec<u8>>, namespace: &str, secret: &str, k
 }
 
 /// Read the Secrets the settings name.
-pub fn resolve_tls(ctx: &Context<'_>, namespace: &str, settings: &TlsSettings) -> StepResult<ResolvedTls> {
+pub fn resolve_tls(
+    ctx: &Context<'_>,
+    namespace: &str,
+    settings: &TlsSettings,
+) -> StepResult<ResolvedTls> {
     let trust = match (&settings.ca_secret, settings.insecure_skip_verify) {
         (_, true) => Trust::InsecureSkipVerify,
         (Some(secret), false) => {
@@ -438,8 +484,14 @@ pub fn resolve_tls(ctx: &Context<'_>, namespace: &str, settings: &TlsSettings) -
             .clone()
             .unwrap_or_else(|| DEFAULT_SERVER_NAME.to_string()),
         expect: CertExpectation {
-            serial: settings.expected_serial.clone().filter(|s| !s.trim().is_empty()),
-            sha256: settings.expected_sha256.clone().filter(|s| !s.trim().is_empty()),
+            serial: settings
+                .expected_serial
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
+            sha256: settings
+                .expected_sha256
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
         },
     })
 }
@@ -455,7 +507,9 @@ fn default_password_key() -> String {
 }
 
 /// Where a database account's credentials are (a `kubernetes.io/basic-auth` style Secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, dbops_plugin_sdk::schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, dbops_plugin_sdk::schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "dbops_plugin_sdk::schemars")]
 pub struct CredentialsSettings {
@@ -470,7 +524,11 @@ pub struct CredentialsSettings {
 }
 
 /// Read the credentials; the password is only ever held in a [`Password`].
-pub fn load_credentials(ctx: &Context<'_>, namespace: &str, settings: &CredentialsSettings) -> StepResult<Credentials> {
+pub fn load_credentials(
+    ctx: &Context<'_>,
+    namespace: &str,
+    settings: &CredentialsSettings,
+) -> StepResult<Credentials> {
     let data = secret_data(ctx, namespace, &settings.secret)?;
     let user = secret_key(&data, namespace, &settings.secret, &settings.username_key)?;
     let password = secret_key(&data, namespace, &settings.secret, &settings.password_key)?;
@@ -478,12 +536,17 @@ pub fn load_credentials(ctx: &Context<'_>, namespace: &str, settings: &Credentia
         String::from_utf8(bytes).map_err(|_| {
             StepError::permanent(
                 "InvalidCredentials",
-                format!("secret {namespace}/{} key {key:?} is not UTF-8", settings.secret),
+                format!(
+                    "secret {namespace}/{} key {key:?} is not UTF-8",
+                    settings.secret
+                ),
             )
         })
     };
     Ok(Credentials {
-        user: text(user, &settings.username_key)?.trim_end_matches('\n').to_string(),
+        user: text(user, &settings.username_key)?
+            .trim_end_matches('\n')
+            .to_string(),
         password: Password::new(text(password, &settings.password_key)?.trim_end_matches('\n')),
     })
 }
@@ -508,7 +571,11 @@ mod tests {
         assert_eq!(w.partition, Some(0));
         assert!(!w.spec_pending);
         let pending = json!({"metadata": {"name": "x", "generation": 2}, "status": {"observedGeneration": 1}});
-        assert!(Workload::from_value("PetSet", "db", &pending).unwrap().spec_pending);
+        assert!(
+            Workload::from_value("PetSet", "db", &pending)
+                .unwrap()
+                .spec_pending
+        );
         assert_eq!(plural_of("PetSet"), "petsets");
     }
 
