@@ -30,7 +30,20 @@ install_packages() {
     done
 }
 
+install_kubectl() {
+    # kubectl may already come from another package (e.g. Google's "kubectl");
+    # Debian's kubernetes-client would conflict with it, so only install it
+    # when no kubectl is on the PATH.
+    command -v kubectl >/dev/null 2>&1 && return
+    log "Installing kubectl (Debian package kubernetes-client)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends kubernetes-client
+}
+
 install_packages
+install_kubectl
 command -v cargo-nextest >/dev/null 2>&1 || { log "Installing cargo-nextest"; cargo install --locked cargo-nextest; }
 
 log "cargo fmt --check"
