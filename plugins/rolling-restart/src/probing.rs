@@ -5,12 +5,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dbops_engines::Engine;
+use dbops_engines::members;
 use dbops_engines::members::{DruidRole, MemberProfile, MemberRole, OrderStrategy, PreCheck};
+use dbops_plugin_sdk::{Context, StepResult, Target};
+use dbops_probes::cluster;
 use dbops_probes::cluster::{Member, ResolvedTls, Workload};
 use dbops_probes::kafka::{KafkaClient, metadata};
 use dbops_probes::mysql::{self, Credentials, Galera, GaleraCheck, MysqlCheck};
 use dbops_probes::zookeeper::{self, MemberState, Mode};
 use dbops_probes::{Endpoint, ProbeError};
+
+use crate::config::{Config, PreCheckChoice};
 
 /// How to reach members.
 pub struct Prober<'w> {
@@ -316,5 +322,66 @@ impl Prober<'_> {
         Ok(format!(
             "Galera cluster Primary, {remaining} of {size} nodes stay"
         ))
+    }
+}
+
+/// Probe settings with the Secrets read.
+pub struct ProbeSettings {
+    pub engine: Engine,
+    pub port: u16,
+    pub tls: Option<cluster::ResolvedTls>,
+    pub credentials: Option<dbops_probes::mysql::Credentials>,
+    pub timeout: Duration,
+    pub role_label: Option<String>,
+    pub pre_check: PreCheckChoice,
+    pub pre_check_timeout: Duration,
+}
+
+impl ProbeSettings {
+    /// Read the Secrets the probe settings name.
+    pub fn load(
+        ctx: &Context<'_>,
+        config: &Config,
+        target: &Target,
+        engine: Engine,
+    ) -> StepResult<ProbeSettings> {
+        let profile = members::profile(engine);
+        let tls = match &config.probe.tls {
+            Some(settings) => Some(cluster::resolve_tls(ctx, &target.namespace, settings)?),
+            None => None,
+        };
+        if tls.as_ref().is_some_and(|t| !t.verifies()) {
+            ctx.warn("probes of the members do NOT verify TLS certificates (insecure_skip_verify = true)");
+        }
+        let credentials = match &config.probe.credentials {
+            Some(settings) => Some(cluster::load_credentials(ctx, &target.namespace, settings)?),
+            None => None,
+        };
+        Ok(ProbeSettings {
+            engine,
+            port: config
+                .probe
+                .port
+                .unwrap_or(profile.ports.for_tls(tls.is_some())),
+            tls,
+            credentials,
+            timeout: config.probe.timeout.get(),
+            role_label: config.probe.role_label.clone(),
+            pre_check: config.pre_check,
+            pre_check_timeout: config.pre_check_timeout.get(),
+        })
+    }
+
+    /// A prober for the members of `workload`.
+    pub fn prober<'w>(&self, workload: &'w Workload) -> Prober<'w> {
+        Prober {
+            profile: members::profile(self.engine),
+            port: self.port,
+            tls: self.tls.clone(),
+            timeout: self.timeout,
+            credentials: self.credentials.clone(),
+            workload,
+            role_label: self.role_label.clone(),
+        }
     }
 }
