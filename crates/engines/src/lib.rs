@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod members;
+pub mod tls;
 
 use serde::{Deserialize, Serialize};
 
