@@ -1,11 +1,14 @@
 //! The validated, resolved pipeline the executor runs. Produced by the
 //! loader/validator in this module; consumed by [`crate::run`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use dbops_plugin_sdk::Target;
 use serde::{Deserialize, Serialize};
+
+use super::vars::Part;
 
 /// What to do when a step fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +50,73 @@ pub struct Location {
     pub column: usize,
 }
 
+/// A byte range in the pipeline file and where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+    /// Line and column of `start`.
+    pub location: Location,
+}
+
+/// Where a value of a step's `with` table is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ValueSpan {
+    /// The key (absent for array elements).
+    pub key: Option<Span>,
+    /// The value.
+    pub value: Span,
+}
+
+/// Where the parts of a step are written, to point problems found later
+/// (plugin schemas, run-time resolution) at the right line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StepSource {
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// Position of the step in the file, from 0 (key paths say `step[N]`).
+    pub index: usize,
+    /// The `uses` value.
+    pub uses: Span,
+    /// The `with` table (the step's `[[step]]` header when there is none).
+    pub with: Span,
+    /// The `when` value.
+    pub when: Option<Span>,
+    /// Every value inside `with`, by JSON pointer (`/tls/issuer`); the
+    /// empty pointer is the table itself.
+    pub values: BTreeMap<String, ValueSpan>,
+}
+
+/// A `with` value that depends on earlier steps' outputs, resolved right
+/// before the step runs (see [`crate::pipeline::resolve_step`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredValue {
+    /// JSON pointer into `with`.
+    pub pointer: String,
+    /// Its text and output references.
+    pub parts: Vec<Part>,
+}
+
+/// `[defaults]`: what steps get unless they say otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Defaults {
+    /// Timeout of one attempt (`timeout = "10m"`).
+    pub timeout: Duration,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
 /// One step, ready to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepSpec {
@@ -70,6 +140,24 @@ pub struct StepSpec {
     pub sha256: Option<String>,
     /// Where the step is declared.
     pub location: Location,
+    /// `description`, for plans and logs.
+    #[serde(default)]
+    pub description: String,
+    /// Values of `with` that need outputs of earlier steps; `with` holds
+    /// their original text until [`crate::pipeline::resolve_step`].
+    #[serde(default)]
+    pub deferred: Vec<DeferredValue>,
+    /// Positions of the step's parts in the file.
+    #[serde(default)]
+    pub source: StepSource,
+}
+
+impl StepSpec {
+    /// JSON pointers of the deferred values (for
+    /// `ValidateRequest::deferred`).
+    pub fn deferred_pointers(&self) -> Vec<String> {
+        self.deferred.iter().map(|d| d.pointer.clone()).collect()
+    }
 }
 
 /// A validated pipeline.
@@ -89,4 +177,13 @@ pub struct Pipeline {
     pub target: Target,
     /// The steps in order.
     pub steps: Vec<StepSpec>,
+    /// `[defaults]`, already applied to every step.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// `[variables]` after `--set` overrides.
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+    /// The TOML text it was loaded from (for problem snippets).
+    #[serde(default, skip_serializing)]
+    pub source: String,
 }
