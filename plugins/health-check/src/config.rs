@@ -104,7 +104,8 @@ impl Against {
 #[schemars(crate = "dbops_plugin_sdk::schemars")]
 #[serde(rename_all = "kebab-case")]
 pub enum GaleraChoice {
-    /// `require-primary` for PerconaXtraDB targets when credentials are set, else `report`.
+    /// With credentials: for PerconaXtraDB/MySQL targets, a Galera node must
+    /// be Primary (a plain MySQL/MariaDB server passes); otherwise `report`.
     #[default]
     Auto,
     /// Fail unless `wsrep_cluster_status = Primary`.

@@ -56,7 +56,7 @@ impl Settings {
             (GaleraChoice::RequirePrimary, true) => GaleraCheck::RequirePrimary,
             (GaleraChoice::Report, true) => GaleraCheck::Report,
             (GaleraChoice::Auto, true) if engine == Engine::Perconaxtradb => {
-                GaleraCheck::RequirePrimary
+                GaleraCheck::PrimaryIfGalera
             }
             (GaleraChoice::Auto, true) => GaleraCheck::Report,
         };

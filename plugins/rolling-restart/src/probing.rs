@@ -288,13 +288,22 @@ impl Prober<'_> {
             .ok_or("the Galera pre-check needs probe.credentials")?;
         let check = MysqlCheck {
             credentials: Some(credentials),
-            galera: GaleraCheck::RequirePrimary,
+            galera: GaleraCheck::PrimaryIfGalera,
         };
+        if members.len() <= 1 {
+            return Ok("a single member: no other member to keep available".to_string());
+        }
         let mut size = None;
         for member in members.iter().filter(|m| !batch.contains(&m.name)) {
             let endpoint = self.endpoint_or_err(member)?;
             let report =
                 mysql::probe(&endpoint, &check).map_err(|e| format!("{}: {e}", member.name))?;
+            if report.galera == Galera::NotAGaleraNode {
+                return Ok(format!(
+                    "{} is not a Galera node (plain MySQL/MariaDB): no cluster state to check",
+                    member.name
+                ));
+            }
             if let Galera::Node {
                 local_state,
                 cluster_size,

@@ -61,6 +61,22 @@ pub enum GaleraCheck {
     Report,
     /// Fail unless the node is in a Primary component (PerconaXtraDB).
     RequirePrimary,
+    /// Fail when the node is a Galera node outside a Primary component; a
+    /// plain MySQL/MariaDB server (no wsrep) passes.
+    PrimaryIfGalera,
+}
+
+impl GaleraCheck {
+    /// Whether `galera` fails this check.
+    pub fn rejects(self, galera: &Galera) -> bool {
+        match self {
+            GaleraCheck::Skip | GaleraCheck::Report => false,
+            GaleraCheck::RequirePrimary => !galera.is_primary(),
+            GaleraCheck::PrimaryIfGalera => {
+                matches!(galera, Galera::Node { .. }) && !galera.is_primary()
+            }
+        }
+    }
 }
 
 /// What to check beyond the handshake.
@@ -176,7 +192,7 @@ pub fn probe(endpoint: &Endpoint, check: &MysqlCheck) -> Result<MysqlReport> {
         }
         if check.galera != GaleraCheck::Skip {
             report.galera = galera_state(&mut packets)?;
-            if check.galera == GaleraCheck::RequirePrimary && !report.galera.is_primary() {
+            if check.galera.rejects(&report.galera) {
                 return Err(ProbeError::Unhealthy {
                     address: endpoint.address.clone(),
                     detail: match &report.galera {
@@ -384,6 +400,22 @@ fn galera_state(packets: &mut Packets) -> Result<Galera> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn primary_if_galera_passes_plain_servers_and_primary_nodes_only() {
+        let node = |status: &str| Galera::Node {
+            cluster_status: status.into(),
+            ready: None,
+            cluster_size: Some(3),
+            local_state: None,
+        };
+        let check = GaleraCheck::PrimaryIfGalera;
+        assert!(!check.rejects(&Galera::NotAGaleraNode));
+        assert!(!check.rejects(&node("Primary")));
+        assert!(check.rejects(&node("non-Primary")));
+        assert!(GaleraCheck::RequirePrimary.rejects(&Galera::NotAGaleraNode));
+        assert!(!GaleraCheck::Report.rejects(&node("non-Primary")));
+    }
 
     #[test]
     fn passwords_are_redacted_in_debug_output() {

@@ -35,6 +35,8 @@
 //! (`CREATE USER IF NOT EXISTS … IDENTIFIED BY …`); MariaDB reads the TLS
 //! files only at start.
 
+pub mod manifests;
+
 use std::error::Error;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
