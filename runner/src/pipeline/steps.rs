@@ -47,7 +47,9 @@ pub(crate) fn steps(ctx: &mut Ctx<'_>, top: &Fields<'_>, env: &StepEnv<'_>) -> V
         );
     };
     let Some(entry) = top.get("step") else {
-        no_steps(ctx);
+        if top.get("steps").is_none() {
+            no_steps(ctx);
+        }
         return Vec::new();
     };
     let items = match &entry.node.value {
@@ -352,11 +354,12 @@ fn condition(
             continue;
         }
         ok = false;
-        let (message, help) = if all.iter().any(|e| e == step) {
+        let (message, label, help) = if all.iter().any(|e| e == step) {
             (
                 format!(
                     "`when` of {name} uses steps.{step}.outputs.{key}, but step `{step}` runs later (or is this step)"
                 ),
+                "not an earlier step",
                 "a condition can only use outputs of steps declared before it".to_string(),
             )
         } else {
@@ -364,12 +367,13 @@ fn condition(
                 format!(
                     "`when` of {name} uses steps.{step}.outputs.{key}, but there is no step `{step}`"
                 ),
+                "unknown step",
                 super::problems::did_you_mean(step, earlier.iter().map(String::as_str))
                     .unwrap_or_else(|| "refer to an earlier step by its `id`".into()),
             )
         };
         let span = at(ctx, range);
-        ctx.error(span, path.to_string(), message, "unknown step", Some(help));
+        ctx.error(span, path.to_string(), message, label, Some(help));
     }
     ok.then_some(expanded)
 }

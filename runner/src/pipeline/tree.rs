@@ -69,9 +69,19 @@ pub(crate) fn parse(map: &SourceMap<'_>, source: &str) -> Result<Node, Vec<Probl
         Err(error) => {
             let span = error.span().unwrap_or(0..0);
             let message = error.message().trim().replace('\n', "; ");
-            let problem = map
-                .problem(span, "", format!("invalid TOML: {message}"), "here")
-                .with_help("see https://toml.io/en/v1.0.0 for the syntax");
+            let problem = if message == "duplicate key" {
+                let key = source.get(span.clone()).unwrap_or("").trim();
+                map.problem(
+                    span,
+                    "",
+                    format!("invalid TOML: duplicate key `{key}`"),
+                    "defined again here",
+                )
+                .with_help("a key or table may be defined only once; remove or rename one of them")
+            } else {
+                map.problem(span, "", format!("invalid TOML: {message}"), "here")
+                    .with_help("see https://toml.io/en/v1.0.0 for the syntax")
+            };
             Err(vec![problem])
         }
     }

@@ -344,6 +344,7 @@ fn lookup(reference: &Reference, scope: &Scope<'_>) -> Result<Option<Json>, Look
                 Some(value) => Ok(Some(Json::String(value.clone()))),
                 None => {
                     let help = did_you_mean(&joined, target.keys().map(String::as_str))
+                        .map(|s| s.replacen('`', "`target.", 1))
                         .unwrap_or_else(|| {
                             let fields: Vec<String> =
                                 target.keys().map(|k| format!("`target.{k}`")).collect();

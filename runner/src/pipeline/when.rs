@@ -28,6 +28,9 @@ use super::Outputs;
 /// the stack.
 const MAX_DEPTH: usize = 64;
 
+/// Length limit, which also bounds the depth of `&&`/`||` chains.
+const MAX_LEN: usize = 4096;
+
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
@@ -114,6 +117,19 @@ fn lex(text: &str) -> Result<Vec<(Tok, Range<usize>)>, WhenError> {
             b'<' => (Tok::Cmp(CmpOp::Lt), 1),
             b'>' => (Tok::Cmp(CmpOp::Gt), 1),
             b'!' => (Tok::Not, 1),
+            b'=' => {
+                return err(
+                    i..i + 1,
+                    "`=` is not an operator; write `==` to compare".into(),
+                );
+            }
+            b'&' | b'|' => {
+                let op = if c == b'&' { "&&" } else { "||" };
+                return err(
+                    i..i + 1,
+                    format!("unexpected `{}`; write `{op}`", c as char),
+                );
+            }
             b'\'' | b'"' => {
                 let Some(end) = text[i + 1..].find(c as char) else {
                     return err(i..text.len(), "unterminated string literal".into());
@@ -288,6 +304,12 @@ fn parse_output(word: &str, range: Range<usize>) -> Result<Expr, WhenError> {
 
 /// Parses an expression.
 pub fn parse(text: &str) -> Result<Expr, WhenError> {
+    if text.len() > MAX_LEN {
+        return Err(WhenError {
+            range: 0..0,
+            message: format!("expression longer than {MAX_LEN} bytes"),
+        });
+    }
     let toks = lex(text)?;
     let mut parser = Parser {
         toks: &toks,
