@@ -1,0 +1,212 @@
+//! The real `kubectl` against the sandbox: get, list, watch, patch, apply
+//! (client- and server-side) and delete with a kubeconfig from
+//! `write_kubeconfig`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dbops_sandbox::{Sandbox, SandboxConfig};
+
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new("kubectl");
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env("HOME", kubeconfig.parent().expect("dir"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect(
+        "kubectl must be installed (Debian package kubernetes-client; scripts/test.sh installs it)",
+    );
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("kubectl runs")
+}
+
+fn ok(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl(kubeconfig, args, stdin);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+const CONFIGMAP: &str = r#"{"apiVersion": "v1", "kind": "ConfigMap",
+  "metadata": {"name": "cfg", "namespace": "kc", "labels": {"app": "demo"}},
+  "data": {"a": "1", "b": "2"}}"#;
+
+#[test]
+fn kubectl_get_list_watch_patch_apply_delete() {
+    let sb = Sandbox::start_background(SandboxConfig {
+        controllers: false,
+        ..Default::default()
+    })
+    .expect("start");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    sb.write_kubeconfig(&kc, None).expect("kubeconfig");
+
+    assert!(ok(&kc, &["get", "namespaces", "-o", "name"], None).contains("namespace/default"));
+    ok(
+        &kc,
+        &["apply", "--validate=false", "-f", "-"],
+        Some(CONFIGMAP),
+    );
+    assert_eq!(
+        ok(
+            &kc,
+            &[
+                "get",
+                "configmap",
+                "cfg",
+                "-n",
+                "kc",
+                "-o",
+                "jsonpath={.data.a}"
+            ],
+            None
+        ),
+        "1"
+    );
+    assert_eq!(
+        ok(
+            &kc,
+            &["get", "cm", "-n", "kc", "-l", "app=demo", "-o", "name"],
+            None
+        )
+        .trim(),
+        "configmap/cfg"
+    );
+
+    // Client-side apply again with a field removed: the last-applied
+    // annotation makes kubectl delete it.
+    ok(
+        &kc,
+        &["apply", "--validate=false", "-f", "-"],
+        Some(&CONFIGMAP.replace(r#", "b": "2""#, "")),
+    );
+    assert_eq!(
+        ok(
+            &kc,
+            &["get", "cm", "cfg", "-n", "kc", "-o", "jsonpath={.data}"],
+            None
+        ),
+        r#"{"a":"1"}"#
+    );
+
+    ok(
+        &kc,
+        &[
+            "patch",
+            "cm",
+            "cfg",
+            "-n",
+            "kc",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"c":"3"}}"#,
+        ],
+        None,
+    );
+    ok(
+        &kc,
+        &[
+            "patch",
+            "cm",
+            "cfg",
+            "-n",
+            "kc",
+            "-p",
+            r#"{"data":{"d":"4"}}"#,
+        ],
+        None,
+    );
+    assert_eq!(
+        ok(
+            &kc,
+            &[
+                "get",
+                "cm",
+                "cfg",
+                "-n",
+                "kc",
+                "-o",
+                "jsonpath={.data.c}{.data.d}"
+            ],
+            None
+        ),
+        "34"
+    );
+
+    let ssa = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": "kc"}, "data": {"x": "1"}}"#;
+    ok(
+        &kc,
+        &["apply", "--server-side", "--validate=false", "-f", "-"],
+        Some(ssa),
+    );
+    assert_eq!(
+        ok(
+            &kc,
+            &["get", "cm", "ssa", "-n", "kc", "-o", "jsonpath={.data.x}"],
+            None
+        ),
+        "1"
+    );
+
+    let watched = ok(
+        &kc,
+        &[
+            "get",
+            "cm",
+            "-n",
+            "kc",
+            "--watch",
+            "--request-timeout=2s",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(
+        watched.contains("configmap/cfg") && watched.contains("configmap/ssa"),
+        "{watched}"
+    );
+
+    ok(&kc, &["delete", "cm", "cfg", "-n", "kc"], None);
+    let out = kubectl(&kc, &["get", "cm", "cfg", "-n", "kc"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kubectl_as_a_service_account_is_denied_by_rbac() {
+    let sb = Sandbox::start_background(SandboxConfig {
+        controllers: false,
+        ..Default::default()
+    })
+    .expect("start");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    sb.write_kubeconfig(&kc, Some(&sb.service_account_token("kc", "reader")))
+        .expect("kubeconfig");
+    let out = kubectl(&kc, &["get", "secrets", "-n", "kc"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("User \"system:serviceaccount:kc:reader\" cannot list resource \"secrets\""),
+        "{stderr}"
+    );
+}
