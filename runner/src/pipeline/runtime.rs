@@ -26,7 +26,7 @@ pub fn resolve_step(step: &StepSpec, outputs: &BTreeMap<String, Outputs>) -> Res
                     let key = first_key(&deferred.parts, &s);
                     (
                         format!(
-                            "step `{}` needs {}, but step `{s}` did not run (its `when` was false), so it has no outputs",
+                            "step `{}` needs {}, but step `{s}` has no outputs (it was skipped by its `when`, or did not finish)",
                             step.id,
                             reference(&s, &key)
                         ),

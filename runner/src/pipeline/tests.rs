@@ -157,7 +157,7 @@ fn resolve_step_reports_skipped_steps_at_the_value() {
     let problem = resolve_step(&p.steps[2], &BTreeMap::new()).unwrap_err();
     assert_eq!(
         problem.message,
-        "step `restart` needs ${steps.cert.outputs.serial}, but step `cert` did not run (its `when` was false), so it has no outputs"
+        "step `restart` needs ${steps.cert.outputs.serial}, but step `cert` has no outputs (it was skipped by its `when`, or did not finish)"
     );
     assert_eq!(problem.key, "step[2].with.expected_serial");
     assert_eq!(problem.location.line, 48);
@@ -193,4 +193,43 @@ fn pipeline_round_trips_through_json_without_its_source() {
     assert!(!text.contains("# Rotate"));
     let back: Pipeline = serde_json::from_str(&text).unwrap();
     assert_eq!(back.steps[2].deferred, p.steps[2].deferred);
+}
+
+#[test]
+fn the_documented_example_loads() {
+    let docs = include_str!("mod.rs");
+    let example: String = docs
+        .lines()
+        .skip_while(|l| *l != "//! ```toml")
+        .skip(1)
+        .take_while(|l| *l != "//! ```")
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.trim_start_matches("//!").strip_prefix(' ').unwrap_or("")
+            )
+        })
+        .collect();
+    let example = example.replace("<64 hex digits>", &"ab".repeat(32));
+    let p = match load_str(
+        &example,
+        Path::new("doc.toml"),
+        &options(&[("ca_secret", "zk-ca")]),
+    ) {
+        Ok(p) => p,
+        Err(problems) => panic!("{problems}"),
+    };
+    assert_eq!(p.target.namespace, "default");
+    assert_eq!(p.variables["ca_secret"], json!("zk-ca"));
+    assert_eq!(p.steps[0].with["config"]["tickTime"], json!(2000));
+    assert_eq!(p.steps[1].retry.attempts, 5);
+    assert_eq!(
+        p.steps[1].with["dns_names"],
+        json!(["zk-0.zk-pods.default.svc"])
+    );
+    let err = load_str(&example, Path::new("doc.toml"), &options(&[])).unwrap_err();
+    assert_eq!(
+        err.0[0].message,
+        "variable `ca_secret` has no default and was not set"
+    );
 }

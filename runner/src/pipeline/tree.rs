@@ -66,24 +66,41 @@ pub(crate) fn parse(map: &SourceMap<'_>, source: &str) -> Result<Node, Vec<Probl
                 Err(problems)
             }
         }
-        Err(error) => {
-            let span = error.span().unwrap_or(0..0);
-            let message = error.message().trim().replace('\n', "; ");
-            let problem = if message == "duplicate key" {
-                let key = source.get(span.clone()).unwrap_or("").trim();
-                map.problem(
-                    span,
-                    "",
-                    format!("invalid TOML: duplicate key `{key}`"),
-                    "defined again here",
-                )
-                .with_help("a key or table may be defined only once; remove or rename one of them")
-            } else {
-                map.problem(span, "", format!("invalid TOML: {message}"), "here")
-                    .with_help("see https://toml.io/en/v1.0.0 for the syntax")
-            };
-            Err(vec![problem])
+        Err(first) => {
+            // The recovering parser finds later syntax errors too (but not
+            // every kind the strict one does): report both, once each.
+            let (_, mut errors) = DeTable::parse_recoverable(source);
+            errors.insert(0, first);
+            let mut seen = Vec::new();
+            let mut problems = Vec::new();
+            for error in errors {
+                let span = error.span().unwrap_or(0..0);
+                let message = error.message().trim().replace('\n', "; ");
+                if seen.contains(&(span.start, message.clone())) {
+                    continue;
+                }
+                seen.push((span.start, message.clone()));
+                problems.push(syntax_problem(map, source, span, &message));
+            }
+            problems.sort_by_key(|p| (p.location.line, p.location.column));
+            Err(problems)
         }
+    }
+}
+
+fn syntax_problem(map: &SourceMap<'_>, source: &str, span: Range<usize>, message: &str) -> Problem {
+    if message == "duplicate key" {
+        let key = source.get(span.clone()).unwrap_or("").trim();
+        map.problem(
+            span,
+            "",
+            format!("invalid TOML: duplicate key `{key}`"),
+            "defined again here",
+        )
+        .with_help("a key or table may be defined only once; remove or rename one of them")
+    } else {
+        map.problem(span, "", format!("invalid TOML: {message}"), "here")
+            .with_help("see https://toml.io/en/v1.0.0 for the syntax")
     }
 }
 
