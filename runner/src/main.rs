@@ -1,5 +1,8 @@
-//! The `dbops` command line.
+//! The `dbops` command line; see [`dbops::commands`].
+
+use clap::Parser;
 
 fn main() {
-    std::process::exit(dbops::exit::INTERNAL);
+    let cli = dbops::commands::Cli::parse();
+    std::process::exit(dbops::commands::main(cli));
 }

@@ -1,1 +1,116 @@
-//! (under construction)
+//! The command line: one module per command. [`main`] sets up the runtime
+//! and telemetry, runs the command and flushes traces on every exit path.
+//!
+//! Stages per command: `validate` and `plan` never touch the cluster;
+//! `run` and `status` do; `plugins list` only reads the plugin directory.
+
+pub mod demo;
+pub mod plan;
+pub mod plugins;
+pub mod prepare;
+pub mod run;
+pub mod sandbox;
+pub mod status;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit;
+use crate::telemetry::{LogFormat, Telemetry};
+
+/// dbops: day-2 operations on databases in Kubernetes, as declarative
+/// pipelines of plugin steps.
+#[derive(Debug, Parser)]
+#[command(name = "dbops", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr: readable text or JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DBOPS_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Directory of plugin libraries (default: $DBOPS_PLUGIN_DIR, else next to the dbops binary).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Cluster connection flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: in-cluster config, else $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline against the cluster.
+    Run(run::RunArgs),
+    /// Validate pipelines without touching the cluster; reports every problem.
+    Validate(validate::ValidateArgs),
+    /// Show the resolved steps and inputs of a pipeline; writes nothing.
+    Plan(plan::PlanArgs),
+    /// Plugin libraries.
+    Plugins {
+        /// What to do.
+        #[command(subcommand)]
+        command: plugins::PluginsCommand,
+    },
+    /// Runs recorded in the cluster (from their journals).
+    Status(status::StatusArgs),
+    /// Start a local Kubernetes API server sandbox (for trying dbops).
+    Sandbox(sandbox::SandboxArgs),
+    /// Run a complete demonstration against a local sandbox.
+    Demo(demo::DemoArgs),
+}
+
+/// Run the parsed command line; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dbops: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let telemetry = match Telemetry::init(cli.log_format, runtime.handle()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("dbops: {e}");
+            return exit::VALIDATION;
+        }
+    };
+    let code = runtime.block_on(dispatch(cli));
+    // Outside the runtime: the exporters block while flushing.
+    telemetry.shutdown();
+    // Plugin threads abandoned at a deadline must not keep the process alive.
+    runtime.shutdown_background();
+    code
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    let plugin_dir = crate::plugins::plugin_dir(cli.plugin_dir.as_deref());
+    match cli.command {
+        Command::Run(args) => run::run(args, &plugin_dir).await,
+        Command::Validate(args) => validate::validate(args, &plugin_dir),
+        Command::Plan(args) => plan::plan(args, &plugin_dir),
+        Command::Plugins { command } => plugins::plugins(command, &plugin_dir),
+        Command::Status(args) => status::status(args).await,
+        Command::Sandbox(args) => sandbox::sandbox(args).await,
+        Command::Demo(args) => demo::demo(args).await,
+    }
+}
+
+/// Print an error for the user (stderr, also as a log event).
+pub fn report_error(message: &str) {
+    tracing::error!("{message}");
+}

@@ -1,0 +1,210 @@
+//! `dbops run PIPELINE`: validate (no I/O), load plugins, connect, then
+//! execute under the target's lock with a durable journal.
+//!
+//! The run id is `--run-id`, else `$DBOPS_RUN_ID`, else `$JOB_UID` (the
+//! Job's uid from the downward API: the same for every pod the Job starts,
+//! so a restarted pod resumes the run), else a new one. `JOB_NAME` and
+//! `JOB_UID` together make the journal owned by the Job.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::KubeArgs;
+use super::prepare::prepare;
+use crate::exit;
+use crate::run::{self, RunError, RunOptions, cluster};
+
+/// Arguments of `dbops run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// Override a variable or target field: KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Cluster connection.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Run id; reuse one to resume an interrupted run.
+    #[arg(long, env = "DBOPS_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Run the plugins without writing anything: no lock, no journal, no
+    /// Events; every write request is refused.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Time `always` steps get after SIGTERM/SIGINT.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s", env = "DBOPS_GRACE_PERIOD")]
+    pub grace_period: Duration,
+    /// Duration of the target's lock lease (renewed every third of it).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", env = "DBOPS_LOCK_DURATION")]
+    pub lock_duration: Duration,
+}
+
+/// A run id: lowercase letters, digits and `-`, at most 50 characters.
+pub fn check_run_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 50
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "run id {id:?} is not valid: use at most 50 lowercase letters, digits and '-', starting and ending with a letter or digit"
+        ))
+    }
+}
+
+fn new_run_id() -> String {
+    format!(
+        "{}-{:06x}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        rand::random::<u32>() & 0xff_ffff
+    )
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Execute `dbops run`.
+pub async fn run(args: RunArgs, plugin_dir: &Path) -> i32 {
+    let (pipeline, plugins) = match prepare(&args.pipeline, &args.sets, plugin_dir) {
+        Ok(ready) => ready,
+        Err(not_ready) => {
+            eprintln!("{not_ready}");
+            eprintln!(
+                "dbops: {} is not valid; nothing was written to the cluster",
+                args.pipeline.display()
+            );
+            return exit::VALIDATION;
+        }
+    };
+    let run_id = args
+        .run_id
+        .clone()
+        .filter(|id| !id.trim().is_empty())
+        .or_else(|| env_nonempty("JOB_UID"))
+        .unwrap_or_else(new_run_id);
+    if let Err(message) = check_run_id(&run_id) {
+        eprintln!("dbops: {message}");
+        return exit::VALIDATION;
+    }
+    let client = match cluster::connect(
+        args.kube.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+    )
+    .await
+    {
+        Ok(client) => client,
+        Err(message) => {
+            eprintln!("dbops: {message}");
+            return exit::INTERNAL;
+        }
+    };
+    let cancel = CancellationToken::new();
+    if let Err(e) = run::signals::cancel_on_signals(cancel.clone()) {
+        tracing::warn!("cannot install signal handlers: {e}");
+    }
+    let owner = env_nonempty("JOB_NAME").zip(env_nonempty("JOB_UID"));
+    let options = RunOptions {
+        run_id,
+        dry_run: args.dry_run,
+        grace: args.grace_period,
+        lock_duration: args.lock_duration,
+        owner,
+    };
+    let result = run::run(
+        cluster::Cluster::new(client),
+        Arc::new(pipeline),
+        Arc::new(plugins),
+        options,
+        cancel,
+    )
+    .await;
+    match result {
+        Ok(report) => {
+            summarize(&report);
+            report.outcome.exit_code()
+        }
+        Err(RunError::LockHeld(e)) => {
+            eprintln!("dbops: {e}");
+            exit::LOCK_HELD
+        }
+        Err(e) => {
+            eprintln!("dbops: {e}");
+            exit::INTERNAL
+        }
+    }
+}
+
+fn summarize(report: &run::RunReport) {
+    use crate::run::journal::StepState;
+    let record = &report.journal;
+    let mut lines = vec![format!(
+        "run {} {}: {}{}",
+        report.run_id,
+        if report.already_finished {
+            "had already finished"
+        } else {
+            "finished"
+        },
+        report.outcome.as_str(),
+        if report.resumed && !report.already_finished {
+            " (resumed)"
+        } else {
+            ""
+        },
+    )];
+    for step in &record.steps {
+        let mark = match step.state {
+            StepState::Succeeded => "ok",
+            StepState::Skipped => "skipped",
+            StepState::Failed => "FAILED",
+            StepState::Compensated => "rolled back",
+            StepState::Interrupted => "interrupted",
+            StepState::Running => "running",
+            StepState::Pending => "not run",
+        };
+        let detail = step
+            .message
+            .as_deref()
+            .map(|m| format!(" - {m}"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "  {:<24} {:<12} attempts {}{}",
+            step.id, mark, step.attempts, detail
+        ));
+    }
+    lines.push(format!("trace id: {}", report.trace_id));
+    if record.dry_run {
+        lines.push("dry run: nothing was written".into());
+    } else {
+        lines.push(format!(
+            "journal: configmap {}/{}",
+            record.namespace,
+            run::journal::configmap_name(&report.run_id)
+        ));
+    }
+    eprintln!("{}", lines.join("\n"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids() {
+        check_run_id("a1b2-c3").expect("valid");
+        check_run_id(&new_run_id()).expect("generated ids are valid");
+        assert!(check_run_id("Upper").is_err());
+        assert!(check_run_id("-x").is_err());
+        assert!(check_run_id(&"a".repeat(51)).is_err());
+    }
+}

@@ -1,0 +1,712 @@
+//! The executor: runs a pipeline's steps against the journal.
+//!
+//! 1. Steps run in order. A step already `succeeded` or `skipped` in the
+//!    journal (an earlier process of this run) is not run again; its
+//!    outputs are reused. A step whose `when` is false is skipped.
+//! 2. Each attempt has the step's timeout ([`super::attempt`]); transient
+//!    errors are retried with exponential backoff and jitter up to the
+//!    step's `retry.attempts`; permanent errors and timeouts are not.
+//! 3. After a failure with `on_failure = "rollback"`, the compensations of
+//!    the steps that completed before it run in reverse order.
+//! 4. Then the remaining `always` steps run (e.g. resume); other remaining
+//!    steps are skipped.
+//! 5. On a signal the current step is asked to stop and marked
+//!    `interrupted` (resumable); remaining `always` steps run within the
+//!    grace period; nothing is rolled back (a resumed run continues).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dbops_plugin_sdk::protocol::RunRequest;
+use dbops_plugin_sdk::{ErrorClass, Outputs};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::attempt::{self, Call, CallKind, CallOutcome};
+use super::host::StepEnv;
+use super::journal::StepState;
+use crate::pipeline::{self, OnFailure, Pipeline, RetryPolicy, StepSpec};
+use crate::plugins::PluginSet;
+use crate::telemetry;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step succeeded (or was skipped by `when`).
+    Succeeded,
+    /// A step failed; every completed step was compensated.
+    FailedRolledBack,
+    /// A step failed; not rolled back (`halt`, or a compensation failed).
+    FailedNotRolledBack,
+    /// Stopped by a signal; resumable with the same run id.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The process exit code ([`crate::exit`]).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Succeeded => crate::exit::SUCCESS,
+            Outcome::FailedRolledBack => crate::exit::FAILED_ROLLED_BACK,
+            Outcome::FailedNotRolledBack => crate::exit::FAILED_NOT_ROLLED_BACK,
+            Outcome::Interrupted => crate::exit::INTERRUPTED,
+        }
+    }
+
+    /// The name written to the journal and the root span.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::FailedRolledBack => "failed-rolled-back",
+            Outcome::FailedNotRolledBack => "failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parse a journal outcome.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Succeeded,
+            Outcome::FailedRolledBack,
+            Outcome::FailedNotRolledBack,
+            Outcome::Interrupted,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// Everything one execution needs.
+pub struct Executor {
+    /// The pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// Its plugins.
+    pub plugins: Arc<PluginSet>,
+    /// Cluster, journal, Events.
+    pub env: Arc<StepEnv>,
+    /// Run id.
+    pub run_id: String,
+    /// Trace id.
+    pub trace_id: String,
+    /// Cancelled by signals (or a lost lock).
+    pub cancel: CancellationToken,
+    /// Time `always` steps get after a signal.
+    pub grace: Duration,
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    message: String,
+}
+
+enum StepEnd {
+    Succeeded(Outputs),
+    Skipped,
+    Failed(Failure),
+    Interrupted,
+}
+
+/// A token cancelled `grace` after `cancel` is.
+fn with_grace(cancel: &CancellationToken, grace: Duration) -> CancellationToken {
+    let token = CancellationToken::new();
+    let (outer, inner) = (cancel.clone(), token.clone());
+    tokio::spawn(async move {
+        outer.cancelled().await;
+        tokio::time::sleep(grace).await;
+        inner.cancel();
+    });
+    token
+}
+
+/// Exponential backoff with jitter before attempt `tries + 1`: between half
+/// and all of `initial * 2^(tries-1)`, capped at `max`.
+pub fn backoff(policy: &RetryPolicy, tries: u32) -> Duration {
+    let exp = policy
+        .initial_backoff
+        .saturating_mul(2u32.saturating_pow(tries.saturating_sub(1)));
+    let capped = exp.min(policy.max_backoff);
+    let factor = rand::rng().random_range(0.5..=1.0);
+    capped.mul_f64(factor)
+}
+
+impl Executor {
+    /// Run the pipeline; every state change is in the journal before this returns.
+    pub async fn execute(&self) -> Outcome {
+        let steps = &self.pipeline.steps;
+        let recorded = self.env.journal.snapshot().await;
+        let mut outputs: BTreeMap<String, Outputs> = recorded
+            .steps
+            .iter()
+            .filter(|s| s.state == StepState::Succeeded)
+            .map(|s| (s.id.clone(), s.outputs.clone()))
+            .collect();
+
+        let mut failure: Option<(usize, Failure)> = None;
+        let mut interrupted = false;
+        let mut next = steps.len();
+        for (index, step) in steps.iter().enumerate() {
+            let state = recorded.steps.get(index).map(|s| s.state);
+            match state {
+                Some(StepState::Succeeded) => {
+                    tracing::info!(step.id = %step.id, "step {} already succeeded in this run; not repeating it", step.id);
+                    continue;
+                }
+                Some(StepState::Skipped) => continue,
+                Some(StepState::Failed | StepState::Compensated) => {
+                    let record = &recorded.steps[index];
+                    failure = Some((
+                        index,
+                        Failure {
+                            reason: record.reason.clone().unwrap_or_else(|| "StepFailed".into()),
+                            message: record.message.clone().unwrap_or_default(),
+                        },
+                    ));
+                    next = index + 1;
+                    break;
+                }
+                _ => {}
+            }
+            if self.cancel.is_cancelled() {
+                interrupted = true;
+                next = index;
+                break;
+            }
+            match self.run_step(index, step, &outputs, &self.cancel).await {
+                StepEnd::Succeeded(out) => {
+                    outputs.insert(step.id.clone(), out);
+                }
+                StepEnd::Skipped => {}
+                StepEnd::Failed(f) => {
+                    failure = Some((index, f));
+                    next = index + 1;
+                    break;
+                }
+                StepEnd::Interrupted => {
+                    interrupted = true;
+                    next = index + 1;
+                    break;
+                }
+            }
+        }
+
+        let after = with_grace(&self.cancel, self.grace);
+        let mut rolled_back = false;
+        if let Some((failed_at, f)) = &failure {
+            tracing::error!(reason = %f.reason, "step {} failed: {}", steps[*failed_at].id, f.message);
+            if self.pipeline.on_failure == OnFailure::Rollback && !interrupted {
+                rolled_back = self.roll_back(*failed_at, &outputs, &after).await;
+            }
+        }
+        if failure.is_some() || interrupted {
+            self.finish_remaining(next, interrupted, &mut outputs, &after)
+                .await;
+        }
+        match (failure, interrupted) {
+            (_, true) => Outcome::Interrupted,
+            (Some(_), false) if rolled_back => Outcome::FailedRolledBack,
+            (Some(_), false) => Outcome::FailedNotRolledBack,
+            (None, false) => Outcome::Succeeded,
+        }
+    }
+
+    /// After a failure or an interruption: run the `always` steps from
+    /// `next` on; skip the others (after an interruption leave them pending
+    /// for the resumed run).
+    async fn finish_remaining(
+        &self,
+        next: usize,
+        interrupted: bool,
+        outputs: &mut BTreeMap<String, Outputs>,
+        cancel: &CancellationToken,
+    ) {
+        for (index, step) in self.pipeline.steps.iter().enumerate().skip(next) {
+            if !step.always {
+                if !interrupted {
+                    self.mark(
+                        index,
+                        StepState::Skipped,
+                        None,
+                        Some("an earlier step failed".into()),
+                    )
+                    .await;
+                }
+                continue;
+            }
+            tracing::info!(step.id = %step.id, "running `always` step {}", step.id);
+            match self.run_step(index, step, outputs, cancel).await {
+                StepEnd::Succeeded(out) => {
+                    outputs.insert(step.id.clone(), out);
+                }
+                StepEnd::Failed(f) => {
+                    tracing::error!(reason = %f.reason, "`always` step {} failed: {}", step.id, f.message);
+                }
+                StepEnd::Skipped | StepEnd::Interrupted => {}
+            }
+        }
+    }
+
+    async fn mark(
+        &self,
+        index: usize,
+        state: StepState,
+        reason: Option<String>,
+        message: Option<String>,
+    ) {
+        let result = self
+            .env
+            .journal
+            .update(|record| {
+                if let Some(step) = record.steps.get_mut(index) {
+                    step.state = state;
+                    step.reason = reason;
+                    step.message = message;
+                    if state != StepState::Running && state != StepState::Interrupted {
+                        step.finished_at = Some(Utc::now());
+                    }
+                }
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!("could not write the run journal: {e}");
+        }
+    }
+
+    async fn run_step(
+        &self,
+        index: usize,
+        step: &StepSpec,
+        outputs: &BTreeMap<String, Outputs>,
+        cancel: &CancellationToken,
+    ) -> StepEnd {
+        let span = tracing::info_span!(
+            "dbops.step",
+            step.id = %step.id,
+            step.plugin = %step.uses,
+            step.attempts = tracing::field::Empty,
+            step.outcome = tracing::field::Empty,
+        );
+        let end = self
+            .run_step_in_span(index, step, outputs, cancel, &span)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &end {
+            StepEnd::Succeeded(_) => "succeeded",
+            StepEnd::Skipped => "skipped",
+            StepEnd::Failed(f) => {
+                telemetry::set_error(&span, &format!("{}: {}", f.reason, f.message));
+                "failed"
+            }
+            StepEnd::Interrupted => {
+                telemetry::set_error(&span, "interrupted");
+                "interrupted"
+            }
+        };
+        span.record("step.outcome", outcome);
+        end
+    }
+
+    async fn run_step_in_span(
+        &self,
+        index: usize,
+        step: &StepSpec,
+        outputs: &BTreeMap<String, Outputs>,
+        cancel: &CancellationToken,
+        span: &tracing::Span,
+    ) -> StepEnd {
+        match pipeline::should_run(step, outputs) {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = format!("`when = {:?}` is false", step.when.as_deref().unwrap_or(""));
+                tracing::info!("step {} skipped: {why}", step.id);
+                self.mark(index, StepState::Skipped, None, Some(why)).await;
+                return StepEnd::Skipped;
+            }
+            Err(problem) => {
+                return self
+                    .fail(index, step, "WhenFailed", problem.to_string())
+                    .await;
+            }
+        }
+        let with = match pipeline::resolve_step(step, outputs) {
+            Ok(with) => with,
+            Err(problem) => {
+                return self
+                    .fail(index, step, "InputUnresolved", problem.to_string())
+                    .await;
+            }
+        };
+        let Some(plugin) = self.plugins.get(&step.uses) else {
+            let message = format!("plugin `{}` is not loaded", step.uses);
+            return self.fail(index, step, "PluginMissing", message).await;
+        };
+        let previous = self
+            .env
+            .journal
+            .snapshot()
+            .await
+            .steps
+            .get(index)
+            .map_or(0, |s| s.attempts);
+        let started = std::time::Instant::now();
+        let outcome = self
+            .attempts(
+                index,
+                step,
+                plugin.plugin(),
+                CallKind::Run,
+                with,
+                Outputs::new(),
+                previous,
+                cancel,
+                span,
+            )
+            .await;
+        let took = humantime::format_duration(Duration::from_millis(
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ));
+        match outcome {
+            CallOutcome::Succeeded { outputs, summary } => {
+                let result = self
+                    .env
+                    .journal
+                    .update(|record| {
+                        if let Some(s) = record.steps.get_mut(index) {
+                            s.state = StepState::Succeeded;
+                            s.outputs = outputs.clone();
+                            s.finished_at = Some(Utc::now());
+                            s.reason = None;
+                            s.message = (!summary.is_empty()).then(|| summary.clone());
+                        }
+                    })
+                    .await;
+                if let Err(e) = result {
+                    // Not durable: a resumed run would repeat the step.
+                    tracing::error!(
+                        "could not record the success of step {} in the journal: {e}",
+                        step.id
+                    );
+                }
+                let summary = if summary.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {summary}")
+                };
+                tracing::info!("step {} succeeded in {took}{summary}", step.id);
+                self.env
+                    .events
+                    .emit_logged(
+                        "Normal",
+                        "StepSucceeded",
+                        &format!("step {} ({}) succeeded{summary}", step.id, step.uses),
+                        Some(&step.id),
+                    )
+                    .await;
+                StepEnd::Succeeded(outputs)
+            }
+            CallOutcome::Failed {
+                reason, message, ..
+            } => self.fail(index, step, &reason, message).await,
+            CallOutcome::Interrupted { message } => {
+                tracing::warn!("step {} interrupted: {message}", step.id);
+                self.mark(
+                    index,
+                    StepState::Interrupted,
+                    Some("Interrupted".into()),
+                    Some(message.clone()),
+                )
+                .await;
+                self.env
+                    .events
+                    .emit_logged(
+                        "Warning",
+                        "StepInterrupted",
+                        &format!("step {} interrupted: {message}", step.id),
+                        Some(&step.id),
+                    )
+                    .await;
+                StepEnd::Interrupted
+            }
+        }
+    }
+
+    async fn fail(&self, index: usize, step: &StepSpec, reason: &str, message: String) -> StepEnd {
+        self.mark(
+            index,
+            StepState::Failed,
+            Some(reason.to_owned()),
+            Some(message.clone()),
+        )
+        .await;
+        self.env
+            .events
+            .emit_logged(
+                "Warning",
+                reason,
+                &format!("step {} failed: {message}", step.id),
+                Some(&step.id),
+            )
+            .await;
+        StepEnd::Failed(Failure {
+            reason: reason.to_owned(),
+            message,
+        })
+    }
+
+    /// Call the plugin until success, a permanent error, the retry budget
+    /// or cancellation. For `run`, each attempt is recorded in the journal
+    /// first (so a resumed run counts on from it).
+    #[allow(clippy::too_many_arguments)]
+    async fn attempts(
+        &self,
+        index: usize,
+        step: &StepSpec,
+        plugin: dbops_plugin_sdk::abi::PluginRef,
+        kind: CallKind,
+        with: serde_json::Value,
+        step_outputs: Outputs,
+        previous_attempts: u32,
+        cancel: &CancellationToken,
+        span: &tracing::Span,
+    ) -> CallOutcome {
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let attempt = previous_attempts + tries;
+            span.record("step.attempts", attempt);
+            if kind == CallKind::Run {
+                let result = self
+                    .env
+                    .journal
+                    .update(|record| {
+                        if let Some(s) = record.steps.get_mut(index) {
+                            s.state = StepState::Running;
+                            s.attempts = attempt;
+                            s.started_at.get_or_insert_with(Utc::now);
+                        }
+                    })
+                    .await;
+                if let Err(e) = result {
+                    return CallOutcome::Failed {
+                        class: ErrorClass::Transient,
+                        reason: "JournalUnavailable".into(),
+                        message: format!("cannot record the attempt in the run journal: {e}"),
+                    };
+                }
+            }
+            tracing::info!(
+                attempt,
+                "{} step {} ({})",
+                if kind == CallKind::Run {
+                    "starting"
+                } else {
+                    "compensating"
+                },
+                step.id,
+                step.uses
+            );
+            let request = RunRequest {
+                step_id: step.id.clone(),
+                run_id: self.run_id.clone(),
+                trace_id: self.trace_id.clone(),
+                attempt,
+                dry_run: self.env.dry_run,
+                target: self.pipeline.target.clone(),
+                with: with.clone(),
+                outputs: step_outputs.clone(),
+            };
+            let outcome = attempt::call(
+                self.env.clone(),
+                Call {
+                    plugin,
+                    kind,
+                    request: &request,
+                    step_index: index,
+                    span: span.clone(),
+                    timeout: step.timeout,
+                    cancel: cancel.clone(),
+                },
+            )
+            .await;
+            let CallOutcome::Failed {
+                class,
+                reason,
+                message,
+            } = &outcome
+            else {
+                return outcome;
+            };
+            if *class != ErrorClass::Transient
+                || tries >= step.retry.attempts.max(1)
+                || cancel.is_cancelled()
+            {
+                return outcome;
+            }
+            let delay = backoff(&step.retry, tries);
+            tracing::warn!(
+                attempt,
+                reason = %reason,
+                "step {} failed with a transient error, retrying in {}: {message}",
+                step.id,
+                humantime::format_duration(Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)))
+            );
+            if kind == CallKind::Run {
+                let (reason, message) = (reason.clone(), message.clone());
+                let _ = self
+                    .env
+                    .journal
+                    .update(|record| {
+                        if let Some(s) = record.steps.get_mut(index) {
+                            s.reason = Some(reason);
+                            s.message = Some(message);
+                        }
+                    })
+                    .await;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => {
+                    return CallOutcome::Interrupted { message: "interrupted while waiting to retry".into() };
+                }
+            }
+        }
+    }
+
+    /// Compensate the steps that succeeded before `failed_at`, last first.
+    /// Returns whether every one that needed it was compensated.
+    async fn roll_back(
+        &self,
+        failed_at: usize,
+        outputs: &BTreeMap<String, Outputs>,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let recorded = self.env.journal.snapshot().await;
+        let mut complete = true;
+        for index in (0..failed_at).rev() {
+            let step = &self.pipeline.steps[index];
+            let Some(record) = recorded.steps.get(index) else {
+                continue;
+            };
+            if record.state != StepState::Succeeded {
+                continue;
+            }
+            let Some(plugin) = self.plugins.get(&step.uses) else {
+                complete = false;
+                continue;
+            };
+            if !plugin.info.has_compensate {
+                tracing::info!(
+                    "step {} ({}) has no compensation; nothing to undo",
+                    step.id,
+                    step.uses
+                );
+                continue;
+            }
+            let span = tracing::info_span!(
+                "dbops.compensate",
+                step.id = %step.id,
+                step.plugin = %step.uses,
+                step.attempts = tracing::field::Empty,
+            );
+            let with = pipeline::resolve_step(step, outputs).unwrap_or_else(|_| step.with.clone());
+            let outcome = self
+                .attempts(
+                    index,
+                    step,
+                    plugin.plugin(),
+                    CallKind::Compensate,
+                    with,
+                    record.outputs.clone(),
+                    0,
+                    cancel,
+                    &span,
+                )
+                .instrument(span.clone())
+                .await;
+            match outcome {
+                CallOutcome::Succeeded { .. } => {
+                    tracing::info!("compensated step {}", step.id);
+                    self.mark(
+                        index,
+                        StepState::Compensated,
+                        None,
+                        Some("compensated during rollback".into()),
+                    )
+                    .await;
+                    self.env
+                        .events
+                        .emit_logged(
+                            "Normal",
+                            "StepCompensated",
+                            &format!("rolled back step {} ({})", step.id, step.uses),
+                            Some(&step.id),
+                        )
+                        .await;
+                }
+                CallOutcome::Failed {
+                    reason, message, ..
+                } => {
+                    complete = false;
+                    telemetry::set_error(&span, &message);
+                    tracing::error!(reason = %reason, "compensating step {} failed: {message}", step.id);
+                    self.env
+                        .events
+                        .emit_logged(
+                            "Warning",
+                            "CompensationFailed",
+                            &format!("rolling back step {} failed: {message}", step.id),
+                            Some(&step.id),
+                        )
+                        .await;
+                }
+                CallOutcome::Interrupted { message } => {
+                    complete = false;
+                    tracing::error!("compensating step {} was interrupted: {message}", step.id);
+                }
+            }
+        }
+        complete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_cap() {
+        let policy = RetryPolicy {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+        };
+        for _ in 0..50 {
+            let first = backoff(&policy, 1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let second = backoff(&policy, 2);
+            assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
+            let capped = backoff(&policy, 10);
+            assert!(capped <= Duration::from_millis(300));
+        }
+    }
+
+    #[test]
+    fn outcomes_round_trip() {
+        for o in [
+            Outcome::Succeeded,
+            Outcome::FailedRolledBack,
+            Outcome::FailedNotRolledBack,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(
+            Outcome::FailedRolledBack.exit_code(),
+            crate::exit::FAILED_ROLLED_BACK
+        );
+    }
+}
