@@ -1,0 +1,613 @@
+//! StatefulSet (`apps/v1`) and KubeDB PetSet (`apps.k8s.appscode.com/v1`)
+//! controller. Both kinds share the spec shape, so one controller serves
+//! either, parameterised by [`SetKind`].
+//!
+//! A reconcile reads the set, its ControllerRevisions and its pods straight
+//! from the API server (never from a possibly stale cache), asks
+//! [`plan::plan`] what to do, performs those writes and patches the status.
+//! Pod events (mapped through the pods' controller owner reference) trigger
+//! the next pass.
+
+mod plan;
+mod revision;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::{debug, warn};
+
+use plan::{PodManagement, PodView, Revision, SetView, UpdateStrategy};
+use revision::{REVISION_LABEL, SetIdentity};
+
+/// Which workload kind a controller instance serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// KubeDB's `apps.k8s.appscode.com/v1` PetSet.
+    PetSet,
+}
+
+impl SetKind {
+    /// The API resource of this kind.
+    pub fn api_resource(self) -> ApiResource {
+        match self {
+            SetKind::StatefulSet => ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("apps", "v1", "StatefulSet"),
+                "statefulsets",
+            ),
+            SetKind::PetSet => ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("apps.k8s.appscode.com", "v1", "PetSet"),
+                "petsets",
+            ),
+        }
+    }
+}
+
+/// Errors of one reconcile pass (logged, then retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The set's spec does not have the StatefulSet shape.
+    #[error("{kind} {namespace}/{name}: invalid spec: {source}")]
+    InvalidSpec {
+        /// The kind.
+        kind: String,
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An object lacks a field the API server always sets.
+    #[error("{kind} object without metadata.{field}: the API server must set it")]
+    MissingMetadata {
+        /// The kind.
+        kind: String,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A request to the API server failed.
+    #[error("{action}: {source}")]
+    Api {
+        /// What was attempted, e.g. `create pod demo/zk-0`.
+        action: String,
+        /// The kube error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+struct Context {
+    client: Client,
+    resource: ApiResource,
+}
+
+/// Runs the controller for `kind` until its watch streams end.
+pub async fn run(client: Client, kind: SetKind) {
+    let resource = kind.api_resource();
+    let sets: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mapper_resource = resource.clone();
+    let context = Arc::new(Context {
+        client,
+        resource: resource.clone(),
+    });
+    Controller::new_with(sets, watcher::Config::default(), resource)
+        .watches(pods, watcher::Config::default(), move |pod: Pod| {
+            owning_set(&pod, &mapper_resource)
+        })
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(%object, "reconciled"),
+                Err(err) => warn!(error = %err, "statefulset controller"),
+            }
+        })
+        .await;
+}
+
+/// The set that controls `pod`, if it is of this controller's kind.
+fn owning_set(pod: &Pod, resource: &ApiResource) -> Option<ObjectRef<DynamicObject>> {
+    let owner = pod.owner_references().iter().find(|owner| {
+        owner.controller == Some(true)
+            && owner.kind == resource.kind
+            && owner.api_version == resource.api_version
+    })?;
+    let namespace = pod.namespace()?;
+    Some(ObjectRef::new_with(&owner.name, resource.clone()).within(&namespace))
+}
+
+fn error_policy(_set: Arc<DynamicObject>, err: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(error = %err, "statefulset reconcile failed; retrying");
+    Action::requeue(Duration::from_millis(500))
+}
+
+/// The spec fields the controller reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct SetSpec {
+    replicas: Option<i64>,
+    selector: Option<LabelSelector>,
+    template: Value,
+    service_name: Option<String>,
+    pod_management_policy: Option<String>,
+    update_strategy: Option<StrategySpec>,
+    revision_history_limit: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct StrategySpec {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rolling_update: Option<RollingSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RollingSpec {
+    partition: Option<i64>,
+}
+
+async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let kind = ctx.resource.kind.clone();
+    let missing = |field| Error::MissingMetadata {
+        kind: kind.clone(),
+        field,
+    };
+    let name = set.metadata.name.clone().ok_or_else(|| missing("name"))?;
+    let namespace = set
+        .metadata
+        .namespace
+        .clone()
+        .ok_or_else(|| missing("namespace"))?;
+    let uid = set.metadata.uid.clone().ok_or_else(|| missing("uid"))?;
+    if set.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let spec: SetSpec = serde_json::from_value(set.data.get("spec").cloned().unwrap_or_default())
+        .map_err(|source| Error::InvalidSpec {
+        kind: kind.clone(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source,
+    })?;
+    let selector = selector_string(spec.selector.as_ref(), &spec.template);
+    let owner = revision::owner_reference(&ctx.resource.api_version, &kind, &name, &uid);
+    let status = set.data.get("status").cloned().unwrap_or_default();
+
+    // Revisions: make sure the template's revision exists.
+    let revisions = Revisions::load(&ctx.client, &namespace, &selector, &uid).await?;
+    let update_revision = revision::revision_name(&name, &spec.template);
+    let template_labels = spec
+        .template
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    revisions
+        .ensure(
+            &update_revision,
+            &namespace,
+            &template_labels,
+            &owner,
+            &spec.template,
+        )
+        .await?;
+    let current_revision = status
+        .get("currentRevision")
+        .and_then(Value::as_str)
+        .filter(|current| revisions.template(current).is_some())
+        .unwrap_or(&update_revision)
+        .to_owned();
+
+    // Pods, by ordinal.
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods = pods_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Api {
+            action: format!("list pods of {kind} {namespace}/{name}"),
+            source,
+        })?;
+    let views = pod_views(&pods.items, &name, &uid);
+
+    let view = SetView {
+        replicas: spec.replicas.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32,
+        management: match spec.pod_management_policy.as_deref() {
+            Some("Parallel") => PodManagement::Parallel,
+            _ => PodManagement::OrderedReady,
+        },
+        strategy: match spec.update_strategy.as_ref() {
+            Some(StrategySpec {
+                kind: Some(kind), ..
+            }) if kind == "OnDelete" => UpdateStrategy::OnDelete,
+            other => UpdateStrategy::RollingUpdate {
+                partition: other
+                    .and_then(|s| s.rolling_update.as_ref())
+                    .and_then(|r| r.partition)
+                    .unwrap_or(0)
+                    .clamp(0, i64::from(u32::MAX)) as u32,
+            },
+        },
+        update_revision: update_revision.clone(),
+        current_revision: current_revision.clone(),
+    };
+    let plan = plan::plan(&view, &views);
+
+    let identity = SetIdentity {
+        name: &name,
+        namespace: &namespace,
+        service_name: spec.service_name.as_deref(),
+        owner: &owner,
+    };
+    for action in &plan.actions {
+        match action {
+            plan::Action::Create { ordinal, revision } => {
+                let (revision_name, template) = match revision {
+                    Revision::Update => (&update_revision, spec.template.clone()),
+                    Revision::Current => (
+                        &current_revision,
+                        revisions
+                            .template(&current_revision)
+                            .unwrap_or_else(|| spec.template.clone()),
+                    ),
+                };
+                let pod =
+                    revision::pod_from_template(&identity, &template, revision_name, *ordinal);
+                create_pod(&ctx.client, &namespace, pod).await?;
+            }
+            plan::Action::Delete { name: pod_name } => {
+                delete_pod(&pods_api, &namespace, pod_name).await?;
+            }
+        }
+    }
+
+    let counts = &plan.counts;
+    let desired = json!({
+        "observedGeneration": set.metadata.generation.unwrap_or(0),
+        "replicas": counts.replicas,
+        "readyReplicas": counts.ready,
+        "availableReplicas": counts.ready,
+        "currentReplicas": counts.current,
+        "updatedReplicas": counts.updated,
+        "currentRevision": counts.current_revision,
+        "updateRevision": update_revision,
+        "collisionCount": 0,
+    });
+    if !is_subset(&desired, &status) {
+        let sets: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.resource);
+        sets.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": desired })),
+        )
+        .await
+        .map_err(|source| Error::Api {
+            action: format!("patch status of {kind} {namespace}/{name}"),
+            source,
+        })?;
+    }
+
+    let limit = spec.revision_history_limit.unwrap_or(10).max(0) as usize;
+    let in_use: Vec<&str> = views
+        .values()
+        .map(|pod| pod.revision.as_str())
+        .chain([update_revision.as_str(), counts.current_revision.as_str()])
+        .collect();
+    revisions.prune(&in_use, limit).await;
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// The set's pods by ordinal: controlled by the set (uid), named `SET-N`.
+fn pod_views(pods: &[Pod], set_name: &str, set_uid: &str) -> BTreeMap<u32, PodView> {
+    let prefix = format!("{set_name}-");
+    pods.iter()
+        .filter(|pod| {
+            pod.owner_references()
+                .iter()
+                .any(|owner| owner.controller == Some(true) && owner.uid == set_uid)
+        })
+        .filter_map(|pod| {
+            let name = pod.metadata.name.clone()?;
+            let ordinal: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+            let status = pod.status.as_ref();
+            let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+            let ready = phase == "Running"
+                && status
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|conditions| {
+                        conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    });
+            let revision = pod
+                .labels()
+                .get(REVISION_LABEL)
+                .cloned()
+                .unwrap_or_default();
+            Some((
+                ordinal,
+                PodView {
+                    name,
+                    revision,
+                    ready,
+                    terminating: pod.metadata.deletion_timestamp.is_some(),
+                    finished: matches!(phase, "Failed" | "Succeeded"),
+                },
+            ))
+        })
+        .collect()
+}
+
+async fn create_pod(client: &Client, namespace: &str, pod: Value) -> Result<(), Error> {
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let object: DynamicObject =
+        serde_json::from_value(pod).map_err(|source| Error::InvalidSpec {
+            kind: "Pod".to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.clone(),
+            source,
+        })?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Pod>(&()));
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => Ok(()),
+        // Still terminating, or created by a previous pass: the next event retries.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            debug!(pod = %name, "pod exists already");
+            Ok(())
+        }
+        Err(source) => Err(Error::Api {
+            action: format!("create pod {namespace}/{name}"),
+            source,
+        }),
+    }
+}
+
+async fn delete_pod(api: &Api<Pod>, namespace: &str, name: &str) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::Api {
+            action: format!("delete pod {namespace}/{name}"),
+            source,
+        }),
+    }
+}
+
+/// The set's ControllerRevisions.
+struct Revisions {
+    api: Api<ControllerRevision>,
+    items: Vec<ControllerRevision>,
+}
+
+impl Revisions {
+    async fn load(
+        client: &Client,
+        namespace: &str,
+        selector: &str,
+        uid: &str,
+    ) -> Result<Self, Error> {
+        let api: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|source| Error::Api {
+                action: format!("list controllerrevisions in {namespace}"),
+                source,
+            })?;
+        let items = list
+            .items
+            .into_iter()
+            .filter(|rev| rev.owner_references().iter().any(|o| o.uid == uid))
+            .collect();
+        Ok(Self { api, items })
+    }
+
+    fn template(&self, name: &str) -> Option<Value> {
+        let rev = self
+            .items
+            .iter()
+            .find(|rev| rev.metadata.name.as_deref() == Some(name))?;
+        let value = serde_json::to_value(rev).ok()?;
+        revision::template_of_revision(&value)
+    }
+
+    fn newest_number(&self) -> i64 {
+        self.items.iter().map(|rev| rev.revision).max().unwrap_or(0)
+    }
+
+    /// Creates the revision, or bumps an older one that became current again.
+    async fn ensure(
+        &self,
+        name: &str,
+        namespace: &str,
+        labels: &serde_json::Map<String, Value>,
+        owner: &Value,
+        template: &Value,
+    ) -> Result<(), Error> {
+        let newest = self.newest_number();
+        match self
+            .items
+            .iter()
+            .find(|rev| rev.metadata.name.as_deref() == Some(name))
+        {
+            Some(rev) if rev.revision == newest => Ok(()),
+            Some(_) => self
+                .api
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"revision": newest + 1})),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|source| Error::Api {
+                    action: format!("bump controllerrevision {namespace}/{name}"),
+                    source,
+                }),
+            None => {
+                let value = revision::controller_revision(
+                    name,
+                    namespace,
+                    labels,
+                    owner,
+                    template,
+                    newest + 1,
+                );
+                let object: ControllerRevision =
+                    serde_json::from_value(value).map_err(|source| Error::InvalidSpec {
+                        kind: "ControllerRevision".to_owned(),
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                        source,
+                    })?;
+                match self.api.create(&PostParams::default(), &object).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+                    Err(source) => Err(Error::Api {
+                        action: format!("create controllerrevision {namespace}/{name}"),
+                        source,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Deletes the oldest unused revisions beyond `limit`.
+    async fn prune(&self, in_use: &[&str], limit: usize) {
+        let mut unused: Vec<&ControllerRevision> = self
+            .items
+            .iter()
+            .filter(|rev| !in_use.contains(&rev.metadata.name.as_deref().unwrap_or_default()))
+            .collect();
+        if unused.len() <= limit {
+            return;
+        }
+        unused.sort_by_key(|rev| rev.revision);
+        for rev in &unused[..unused.len() - limit] {
+            let Some(name) = rev.metadata.name.as_deref() else {
+                continue;
+            };
+            if let Err(err) = self.api.delete(name, &DeleteParams::default()).await {
+                debug!(revision = name, error = %err, "could not prune controllerrevision");
+            }
+        }
+    }
+}
+
+/// A label selector string from a LabelSelector (or the template's labels
+/// when the set has none).
+fn selector_string(selector: Option<&LabelSelector>, template: &Value) -> String {
+    let mut parts = Vec::new();
+    match selector {
+        Some(selector) => {
+            for (key, value) in selector.match_labels.iter().flatten() {
+                parts.push(format!("{key}={value}"));
+            }
+            for expr in selector.match_expressions.iter().flatten() {
+                let values = expr.values.clone().unwrap_or_default().join(",");
+                parts.push(match expr.operator.as_str() {
+                    "In" => format!("{} in ({values})", expr.key),
+                    "NotIn" => format!("{} notin ({values})", expr.key),
+                    "DoesNotExist" => format!("!{}", expr.key),
+                    _ => expr.key.clone(),
+                });
+            }
+        }
+        None => {
+            for (key, value) in template
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                parts.push(format!("{key}={}", value.as_str().unwrap_or_default()));
+            }
+        }
+    }
+    parts.join(",")
+}
+
+/// Whether every field of `desired` (an object) equals the one in `actual`.
+fn is_subset(desired: &Value, actual: &Value) -> bool {
+    desired
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(key, value)| actual.get(key) == Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_string_covers_labels_and_expressions() {
+        let selector: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "zk"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "old", "operator": "DoesNotExist"}
+            ]
+        }))
+        .expect("valid selector");
+        assert_eq!(
+            selector_string(Some(&selector), &Value::Null),
+            "app=zk,tier in (a,b),!old"
+        );
+        let template = json!({"metadata": {"labels": {"app": "x"}}});
+        assert_eq!(selector_string(None, &template), "app=x");
+    }
+
+    #[test]
+    fn subset_compares_only_desired_fields() {
+        assert!(is_subset(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!is_subset(&json!({"a": 1}), &json!({"a": 2})));
+        assert!(!is_subset(&json!({"a": 1}), &Value::Null));
+    }
+
+    #[test]
+    fn pod_views_keep_only_controlled_ordinal_pods() {
+        let pod = |name: &str, uid: &str, ready: bool| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {REVISION_LABEL: "web-1"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": uid, "controller": true}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}
+            }))
+            .expect("valid pod")
+        };
+        let pods = vec![
+            pod("web-0", "u1", true),
+            pod("web-1", "u1", false),
+            pod("web-x", "u1", true),
+            pod("web-2", "other", true),
+        ];
+        let views = pod_views(&pods, "web", "u1");
+        assert_eq!(views.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+        assert!(views[&0].ready);
+        assert!(!views[&1].ready);
+        assert_eq!(views[&0].revision, "web-1");
+    }
+}
