@@ -255,8 +255,10 @@ pub enum KeyAlgo {
     /// ECDSA P-384.
     EcdsaP384,
     /// RSA 2048.
+    #[serde(rename = "rsa-2048")]
     Rsa2048,
     /// RSA 4096.
+    #[serde(rename = "rsa-4096")]
     Rsa4096,
 }
 
@@ -469,5 +471,96 @@ impl CertificateConfig {
     /// The key algorithm's configuration name.
     pub fn key_algorithm_name(&self) -> &'static str {
         KeyAlgorithm::from(self.key_algorithm).name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbops_plugin_sdk::serde_json::json;
+    use dbops_plugin_sdk::testing::TestHost;
+
+    fn target() -> Target {
+        Target {
+            engine: "kafka".into(),
+            namespace: "db".into(),
+            name: "kafka".into(),
+            ..Target::default()
+        }
+    }
+
+    fn problems(with: dbops_plugin_sdk::serde_json::Value) -> Vec<Problem> {
+        TestHost::validate::<crate::IssueCert>(target(), with, &[]).problems
+    }
+
+    #[test]
+    fn a_complete_table_is_valid_and_defaults_follow_the_engine() {
+        let with = json!({"action": "rotate", "renew_before": "720h",
+                          "issuer": {"kind": "ClusterIssuer", "name": "corp-ca"},
+                          "certificate": {"key_algorithm": "rsa-4096", "dns_names": ["*.kafka.example.com"]}});
+        assert_eq!(problems(with.clone()), []);
+        let config: Config = dbops_plugin_sdk::export::decode_config(with).expect("decodes");
+        assert_eq!(config.secret_name(&target()), "kafka-tls");
+        assert_eq!(
+            config.password_secret(&target()),
+            "kafka-tls-keystore-password"
+        );
+        assert_eq!(
+            config.formats(&target()),
+            [KeystoreFormat::Pkcs12, KeystoreFormat::Jks]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_pointer() {
+        let found = problems(
+            json!({"action": "rotate", "phase": "issue", "renew_before": "3000h",
+                                    "secret_name": "Bad_Name",
+                                    "certificate": {"ip_addresses": ["10.0.0.300"], "dns_names": ["-x.example"]}}),
+        );
+        let paths: Vec<&str> = found.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/issuer",
+                "/phase",
+                "/secret_name",
+                "/certificate/ip_addresses/0",
+                "/certificate/dns_names/0",
+                "/renew_before"
+            ],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_enums_are_rejected() {
+        let found = problems(json!({"action": "renew"}));
+        assert!(
+            found[0].message.contains("unknown variant `renew`"),
+            "{found:?}"
+        );
+        let found = problems(
+            json!({"action": "add", "issuer": {"kind": "ca", "name": "x", "create": true}}),
+        );
+        assert_eq!(found[0].path, "/issuer/create");
+        assert!(
+            found[0].message.contains("unknown field `create`"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_schema_documents_the_fields() {
+        let schema = dbops_plugin_sdk::export::schema_json::<crate::IssueCert>();
+        for text in [
+            "renew_before",
+            "update-issuer",
+            "trust-both",
+            "ClusterIssuer",
+            "rotation_policy",
+        ] {
+            assert!(schema.contains(text), "{text} missing from {schema}");
+        }
     }
 }
