@@ -1,0 +1,256 @@
+//! End-to-end: a real 3-member ZooKeeper ensemble (Debian's zookeeper), each
+//! member a process run by the sandbox kubelet on its own loopback pod IP,
+//! serving TLS from a Secret. After the certificate in the Secret changes,
+//! rolling-restart (engine order, TLS role probes, quorum pre-checks)
+//! restarts the two followers first and the actual leader (as ZooKeeper
+//! itself reported it before the run) last; a background prober asserts that
+//! a majority answers `ruok` at every moment and that the ensemble keeps a
+//! leader for as long as the original leader pod lives; then health-check
+//! proves every member serves the new certificate and the quorum is whole.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use dbops_plugin_health_check::HealthCheck;
+use dbops_plugin_rolling_restart::RollingRestart;
+use dbops_plugin_sdk::serde_json::json;
+use dbops_plugin_sdk::testing::TestHost;
+use dbops_probes::Endpoint;
+use dbops_probes::testing::manifests::{self, PodSet, ZK_CLIENT_PORT};
+use dbops_probes::testing::{self, TestCa};
+use dbops_probes::zookeeper::{self, MemberState};
+
+use support::{World, outputs, pod, ready_ip, target, text};
+
+const NS: &str = "db";
+const NAME: &str = "zk";
+
+/// One look at the ensemble by the background prober.
+#[derive(Debug)]
+struct Sample {
+    /// Members answering `ruok` with `imok`.
+    imok: usize,
+    /// The member that leads, when the ensemble serves.
+    leader: Option<String>,
+    /// Members serving as leader or follower.
+    serving: usize,
+    /// Whether the original leader's pod (same uid) still existed.
+    original_leader_alive: bool,
+}
+
+fn member_endpoint(host: &TestHost, pod_name: &str) -> Option<Endpoint> {
+    let ip = pod(host, NS, pod_name)?.status?.pod_ip?;
+    Some(Endpoint::plain(
+        format!("{ip}:{ZK_CLIENT_PORT}"),
+        Duration::from_secs(1),
+    ))
+}
+
+fn look(host: &TestHost, leader_pod: &str, leader_uid: &str) -> Sample {
+    let mut imok = 0;
+    let mut states = Vec::new();
+    for i in 0..3 {
+        let name = format!("{NAME}-{i}");
+        let Some(endpoint) = member_endpoint(host, &name) else {
+            continue;
+        };
+        if zookeeper::ruok(&endpoint).is_ok() {
+            imok += 1;
+        }
+        states.push(MemberState {
+            name,
+            stats: zookeeper::srvr(&endpoint).map(|(stats, _)| stats),
+        });
+    }
+    let quorum = zookeeper::judge_quorum(&states);
+    let alive = pod(host, NS, leader_pod).is_some_and(|p| {
+        p.metadata.uid.as_deref() == Some(leader_uid) && p.metadata.deletion_timestamp.is_none()
+    });
+    Sample {
+        imok,
+        serving: quorum.followers.len() + usize::from(quorum.leader.is_some()),
+        leader: quorum.leader,
+        original_leader_alive: alive,
+    }
+}
+
+/// Ask every member who leads; None until exactly one does and all serve.
+fn leader(host: &TestHost) -> Result<String, String> {
+    let mut states = Vec::new();
+    for i in 0..3 {
+        let name = format!("{NAME}-{i}");
+        let endpoint = member_endpoint(host, &name).ok_or(format!("{name} has no IP"))?;
+        states.push(MemberState {
+            name,
+            stats: zookeeper::srvr(&endpoint).map(|(stats, _)| stats),
+        });
+    }
+    let quorum = zookeeper::judge_quorum(&states);
+    match (&quorum.leader, quorum.is_healthy()) {
+        (Some(leader), true) => Ok(leader.clone()),
+        _ => Err(quorum.problems.join("; ")),
+    }
+}
+
+#[test]
+fn certificate_rotation_restarts_followers_then_the_leader_keeping_quorum() {
+    if !testing::real_server_available(testing::JAVA, "default-jre-headless")
+        || !testing::real_server_available(testing::ZOOKEEPER_JAR, "zookeeper")
+    {
+        return;
+    }
+    let world = World::start();
+    let set = PodSet {
+        namespace: NS,
+        name: NAME,
+        replicas: 3,
+        update_strategy: "OnDelete",
+        data_root: world.data.path(),
+    };
+    let ca = TestCa::new("dbops zookeeper test CA").expect("CA");
+    let names = manifests::member_dns_names(&set);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let old = ca.issue("zk", &names).expect("certificate");
+    let quorum = manifests::zk_quorum_addresses(3).expect("quorum addresses");
+    world.apply([
+        manifests::namespace(NS),
+        manifests::tls_secret(NS, "zk-tls", &old, &ca.cert_pem),
+    ]);
+    world.apply(manifests::zookeeper(&set, &quorum, Some("zk-tls")));
+
+    let host = world.host(Duration::from_secs(600));
+    support::wait_all_ready(&host, NS, NAME, 3, Duration::from_secs(120));
+    let leader_before = testing::wait_for(Duration::from_secs(120), "zookeeper quorum", || {
+        leader(&host)
+    })
+    .expect("the ensemble elects a leader");
+    let leader_uid = pod(&host, NS, &leader_before)
+        .and_then(|p| p.metadata.uid)
+        .expect("leader pod uid");
+
+    // The background prober: every ~100 ms, ask every member.
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let stop = Arc::clone(&stop);
+        let (url, token) = (world.sandbox.url(), world.sandbox.admin_token());
+        let (leader_pod, leader_uid) = (leader_before.clone(), leader_uid.clone());
+        thread::spawn(move || {
+            let host = TestHost::new(&url, Some(&token));
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                samples.push(look(&host, &leader_pod, &leader_uid));
+                thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        })
+    };
+
+    // The rotation: a new certificate in the Secret, then the restart.
+    let new = ca.issue("zk", &names).expect("new certificate");
+    assert_ne!(new.serial, old.serial);
+    world.apply([manifests::tls_secret(NS, "zk-tls", &new, &ca.cert_pem)]);
+    let restart = TestHost::request(
+        "restart",
+        target("zookeeper", NS, NAME),
+        json!({
+            "member_timeout": "3m",
+            "pre_check_timeout": "2m",
+            "probe": {"tls": {"ca_secret": "zk-tls", "server_name": "{pod}.{service}.{namespace}.svc"}},
+        }),
+    );
+    let restarted = outputs(host.run::<RollingRestart>(&restart));
+    stop.store(true, Ordering::SeqCst);
+    let samples = prober.join().expect("prober thread");
+
+    eprintln!(
+        "leader before: {leader_before}; outputs: {restarted:?}; {} prober samples, {} without a leader",
+        samples.len(),
+        samples.iter().filter(|s| s.leader.is_none()).count()
+    );
+    let order = text(&restarted, "order");
+    let order: Vec<&str> = order.split(',').collect();
+    assert_eq!(order.len(), 3, "every member restarted once: {order:?}");
+    assert_eq!(
+        order[2], leader_before,
+        "the leader (per srvr before the run) goes last"
+    );
+    assert!(order[..2].iter().all(|m| *m != leader_before));
+    let seconds =
+        dbops_plugin_rolling_restart::parse_member_seconds(&text(&restarted, "member_seconds"));
+    assert_eq!(seconds.len(), 3);
+
+    // Quorum at every moment.
+    assert!(
+        samples.len() > 10,
+        "the prober took {} samples",
+        samples.len()
+    );
+    for (i, sample) in samples.iter().enumerate() {
+        assert!(
+            sample.imok >= 2,
+            "sample {i}: only {} members answered ruok: {sample:?}",
+            sample.imok
+        );
+        if sample.original_leader_alive {
+            assert!(
+                sample.leader.is_some() && sample.serving >= 2,
+                "sample {i}: the ensemble lost its quorum while only followers restarted: {sample:?}"
+            );
+        }
+    }
+    assert!(
+        samples.iter().any(|s| !s.original_leader_alive),
+        "the leader pod was replaced"
+    );
+
+    // Per-member spans and Events.
+    let spans = host.spans.lock().expect("spans");
+    let members: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "restart-member")
+        .collect();
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().all(|s| s.ended && s.error.is_none()));
+    drop(spans);
+    let events = host.events.lock().expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.reason == "MemberRestarted")
+            .count(),
+        3
+    );
+    drop(events);
+
+    // Every member serves the new certificate, and the quorum is whole.
+    let tls_check = TestHost::request(
+        "tls",
+        target("zookeeper", NS, NAME),
+        json!({
+            "probe": "tls",
+            "deadline": "60s",
+            "tls": {"ca_secret": "zk-tls", "expected_serial": new.serial},
+        }),
+    );
+    let checked = outputs(host.run::<HealthCheck>(&tls_check));
+    for i in 0..3 {
+        assert!(
+            text(&checked, "serials").contains(&format!("{NAME}-{i}={}", new.serial)),
+            "{checked:?}"
+        );
+    }
+    let quorum_check = TestHost::request(
+        "quorum",
+        target("zookeeper", NS, NAME),
+        json!({"deadline": "60s", "tls": {"ca_secret": "zk-tls"}}),
+    );
+    let checked = outputs(host.run::<HealthCheck>(&quorum_check));
+    let leader_after = text(&checked, "leader");
+    assert!(!leader_after.is_empty());
+    assert_eq!(leader(&host).as_deref(), Ok(leader_after.as_str()));
+    assert!(ready_ip(&host, NS, &leader_before).is_some());
+}
