@@ -279,8 +279,11 @@ async fn never_ready_pod_runs_but_stays_unready() {
     })
     .await;
     assert!(!is_ready(&running));
-    // A pod created later becomes Ready; the faulty one still is not.
-    create_pod(&client, pod("fine", json!({}))).await;
+    // A pod created later becomes Ready (without a process its readiness
+    // probe does not apply); the faulty one still is not.
+    let mut fine = pod("fine", json!({}));
+    fine["spec"]["containers"][0]["readinessProbe"] = json!({"exec": {"command": ["false"]}});
+    create_pod(&client, fine).await;
     ready_pods(&client, NS, "case=fine", 1).await;
     assert!(!is_ready(&api.get("stuck").await.expect("stuck pod")));
 }

@@ -147,6 +147,24 @@ async fn creates_ordinal_pods_that_become_ready_with_loopback_ips() {
         .await
         .expect("ControllerRevision exists");
     assert_eq!(stored.revision, 1);
+
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+    let created: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(
+        created
+            .iter()
+            .any(|n| n == "create Pod web-2 in StatefulSet web successful"),
+        "{created:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,6 +60,7 @@ pub mod statefulset;
 
 mod conditions;
 mod duration;
+mod events;
 mod hash;
 
 use std::path::PathBuf;

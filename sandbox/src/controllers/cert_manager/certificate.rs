@@ -19,6 +19,7 @@ use super::sign;
 use super::types::{CertificateSpec, issuance_inputs};
 use super::{Context, Error};
 use crate::controllers::conditions::{self, Condition};
+use crate::controllers::events;
 use crate::controllers::hash::canonical_hash;
 
 /// Annotation on the Secret with the hash of the spec fields it was issued
@@ -97,6 +98,19 @@ pub(super) async fn reconcile(
         return Ok(requeue_at(status.get("renewalTime"), now));
     };
 
+    let regarding = events::reference(
+        "cert-manager.io/v1",
+        "Certificate",
+        &namespace,
+        &name,
+        cert.metadata.uid.as_deref(),
+    );
+    if status_of(&status, "Issuing") != Some("True") {
+        ctx.events
+            .normal(&regarding, None, "Issuing", "Trigger", message.clone())
+            .await;
+    }
+
     // 1. Issuing=True (Ready=False while there is no usable Secret).
     let mut marks = vec![Condition::new("Issuing", true, &reason, message.clone())];
     if secret.is_none() || reason == "MissingData" {
@@ -109,6 +123,10 @@ pub(super) async fn reconcile(
         match issuer::signer(&ctx.client, &ctx.resources, &spec.issuer_ref, &namespace).await {
             Ok(signer) => signer,
             Err(err) => {
+                let note = err.to_string();
+                ctx.events
+                    .warning(&regarding, None, "IssuerNotReady", "Issue", note)
+                    .await;
                 let waiting = Condition::new("Ready", false, "Pending", err.to_string());
                 update.failure(&[marks[0].clone(), waiting]).await?;
                 return Ok(Action::requeue(Duration::from_secs(2)));
@@ -131,6 +149,9 @@ pub(super) async fn reconcile(
     let issued = match signed {
         Ok(Ok(issued)) => issued,
         Ok(Err(err)) => {
+            ctx.events
+                .warning(&regarding, None, "Failed", "Issue", err.to_string())
+                .await;
             let failed = Condition::new("Ready", false, "Failed", err.to_string());
             update.failure(&[marks[0].clone(), failed]).await?;
             return Ok(Action::requeue(Duration::from_secs(5)));
@@ -186,6 +207,10 @@ pub(super) async fn reconcile(
             "patch status of Certificate {namespace}/{name}"
         )))?;
     tracing::info!(certificate = %name, namespace = %namespace, revision, reason = %reason, "certificate issued");
+    let note = "The certificate has been successfully issued".to_owned();
+    ctx.events
+        .normal(&regarding, None, "Issuing", "Issue", note)
+        .await;
     Ok(requeue_at(Some(&Value::String(renewal)), now))
 }
 
@@ -390,6 +415,16 @@ impl StatusWriter<'_> {
                 source,
             })
     }
+}
+
+fn status_of<'a>(status: &'a Value, kind: &str) -> Option<&'a str> {
+    status
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
+        .get("status")?
+        .as_str()
 }
 
 fn secret_text(secret: Option<&Secret>, key: &str) -> Option<String> {

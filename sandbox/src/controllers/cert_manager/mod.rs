@@ -45,6 +45,8 @@ use tracing::{debug, warn};
 
 pub use certificate::SPEC_HASH;
 
+use crate::controllers::events::Events;
+
 /// Where ClusterIssuers keep their CA Secrets (cert-manager's default
 /// `--cluster-resource-namespace`).
 pub const CLUSTER_RESOURCE_NAMESPACE: &str = "cert-manager";
@@ -98,11 +100,13 @@ impl Default for Resources {
 struct Context {
     client: Client,
     resources: Resources,
+    events: Events,
 }
 
 /// Runs the Certificate, Issuer and ClusterIssuer controllers.
 pub async fn run(client: Client) {
     let ctx = Arc::new(Context {
+        events: Events::new(client.clone(), "cert-manager-certificates"),
         client: client.clone(),
         resources: Resources::default(),
     });

@@ -33,10 +33,12 @@ pub use ip::IpAllocator;
 pub use worker::pod_dir;
 
 use super::KubeletConfig;
+use super::events::Events;
 
 /// What every pod worker shares.
 struct Shared {
     client: Client,
+    events: Events,
     config: KubeletConfig,
     state_dir: PathBuf,
     ips: IpAllocator,
@@ -65,6 +67,7 @@ impl Kubelet {
     pub fn new(client: Client, config: KubeletConfig, state_dir: PathBuf) -> Self {
         Self {
             shared: Arc::new(Shared {
+                events: Events::new(client.clone(), "kubelet"),
                 client,
                 config,
                 state_dir,

@@ -18,6 +18,7 @@ use super::status::{self, ContainerState, LastTermination, Observed};
 use super::tls_endpoint::{self, TlsEndpoint};
 use super::{Shared, env, probe, process::Process, volumes};
 use crate::controllers::conditions::now_rfc3339;
+use crate::controllers::events;
 use crate::controllers::glob_match;
 
 /// The node every pod is bound to.
@@ -80,6 +81,7 @@ struct PodLife {
     restarts: i32,
     last: Option<LastTermination>,
     sent: Option<Value>,
+    reported: Option<Observed>,
 }
 
 impl PodLife {
@@ -117,6 +119,7 @@ impl PodLife {
             restarts: 0,
             last: None,
             sent: None,
+            reported: None,
         })
     }
 
@@ -157,34 +160,41 @@ impl PodLife {
                 }
             };
             debug!(pod = %self.name, namespace = %self.namespace, ip = %self.ip, "container started");
+            let note = format!("Started container {}", spec.container.name);
+            self.event(false, "Started", "Start", note).await;
             let started_at = now_rfc3339();
             let crash = spec
                 .crash_after
                 .map(|after| tokio::time::Instant::now() + after);
+            // Probes apply to processes only; without one (or when the pod
+            // is never ready) readiness is fixed and checked once.
+            let probing = !spec.never_ready && !matches!(spec.process, ProcessSpec::None);
+            let mut next_check = Some(tokio::time::Instant::now());
             let ending = loop {
+                let at = next_check;
                 let check = async {
-                    let ready = !spec.never_ready
-                        && probe::ready(&spec.container, &self.ip.to_string(), &self.dir, &env)
-                            .await;
-                    (ready, tokio::time::sleep(self.shared.config.probe_period))
+                    sleep_until(at).await;
+                    let ip = self.ip.to_string();
+                    !spec.never_ready
+                        && (!probing || probe::ready(&spec.container, &ip, &self.dir, &env).await)
                 };
                 tokio::select! {
                     biased;
                     () = terminating(pod) => break Ending::Terminating,
                     code = running.exited() => break Ending::Exited(code),
                     () = sleep_until(crash) => break Ending::Crashed,
-                    (ready, pause) = check => {
+                    ready = check => {
+                        next_check = probing
+                            .then(|| tokio::time::Instant::now() + self.shared.config.probe_period);
                         let state = ContainerState::Running { started_at: started_at.clone() };
                         self.report(pod, "Running", ready, state).await;
-                        tokio::select! {
-                            () = pause => {}
-                            () = terminating(pod) => break Ending::Terminating,
-                        }
                     }
                 }
             };
             let code = match ending {
                 Ending::Terminating => {
+                    let note = format!("Stopping container {}", spec.container.name);
+                    self.event(false, "Killing", "Kill", note).await;
                     running.stop(self.grace(pod)).await;
                     return;
                 }
@@ -215,6 +225,8 @@ impl PodLife {
             let backoff =
                 self.shared.config.crash_backoff * 2u32.pow((self.restarts as u32 - 1).min(4));
             let message = format!("back-off {backoff:?} restarting failed container");
+            self.event(true, "BackOff", "Restart", message.clone())
+                .await;
             self.report(pod, "Running", false, waiting("CrashLoopBackOff", &message))
                 .await;
             if self.pause(pod, backoff).await {
@@ -327,6 +339,18 @@ impl PodLife {
         }
     }
 
+    /// Emits an Event about the pod.
+    async fn event(&self, warning: bool, reason: &str, action: &str, note: String) {
+        let regarding =
+            events::reference("v1", "Pod", &self.namespace, &self.name, Some(&self.uid));
+        let events = &self.shared.events;
+        if warning {
+            events.warning(&regarding, None, reason, action, note).await;
+        } else {
+            events.normal(&regarding, None, reason, action, note).await;
+        }
+    }
+
     /// Patches the pod's status if it changed since the last report.
     async fn report(
         &mut self,
@@ -344,6 +368,9 @@ impl PodLife {
             pod_ip: self.ip.to_string(),
             start_time: self.start_time.clone(),
         };
+        if self.reported.as_ref() == Some(&observed) {
+            return;
+        }
         let current = pod.borrow().clone();
         let document = status::build(&current, &observed, self.sent.as_ref());
         if self.sent.as_ref() == Some(&document) {
@@ -355,7 +382,10 @@ impl PodLife {
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
-            Ok(_) => self.sent = Some(document),
+            Ok(_) => {
+                self.sent = Some(document);
+                self.reported = Some(observed);
+            }
             Err(err) => {
                 debug!(pod = %self.name, error = %err, "pod status patch failed; retrying on next change")
             }

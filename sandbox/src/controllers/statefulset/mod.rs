@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
+use crate::controllers::events::{self, Events};
 use plan::{PodManagement, PodView, Revision, SetView, UpdateStrategy};
 use revision::{REVISION_LABEL, SetIdentity};
 
@@ -95,6 +96,7 @@ pub enum Error {
 struct Context {
     client: Client,
     resource: ApiResource,
+    events: Events,
 }
 
 /// Runs the controller for `kind` until its watch streams end.
@@ -104,6 +106,7 @@ pub async fn run(client: Client, kind: SetKind) {
     let pods: Api<Pod> = Api::all(client.clone());
     let mapper_resource = resource.clone();
     let context = Arc::new(Context {
+        events: Events::new(client.clone(), "statefulset-controller"),
         client,
         resource: resource.clone(),
     });
@@ -250,6 +253,13 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
     };
     let plan = plan::plan(&view, &views);
 
+    let regarding = events::reference(
+        &ctx.resource.api_version,
+        &kind,
+        &namespace,
+        &name,
+        Some(&uid),
+    );
     let identity = SetIdentity {
         name: &name,
         namespace: &namespace,
@@ -270,10 +280,38 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
                 };
                 let pod =
                     revision::pod_from_template(&identity, &template, revision_name, *ordinal);
-                create_pod(&ctx.client, &namespace, pod).await?;
+                if create_pod(&ctx.client, &namespace, pod).await? {
+                    let note = format!("create Pod {name}-{ordinal} in {kind} {name} successful");
+                    ctx.events
+                        .normal(
+                            &regarding,
+                            Some(events::reference(
+                                "v1",
+                                "Pod",
+                                &namespace,
+                                &format!("{name}-{ordinal}"),
+                                None,
+                            )),
+                            "SuccessfulCreate",
+                            "Create",
+                            note,
+                        )
+                        .await;
+                }
             }
             plan::Action::Delete { name: pod_name } => {
-                delete_pod(&pods_api, &namespace, pod_name).await?;
+                if delete_pod(&pods_api, &namespace, pod_name).await? {
+                    let note = format!("delete Pod {pod_name} in {kind} {name} successful");
+                    ctx.events
+                        .normal(
+                            &regarding,
+                            Some(events::reference("v1", "Pod", &namespace, pod_name, None)),
+                            "SuccessfulDelete",
+                            "Delete",
+                            note,
+                        )
+                        .await;
+                }
             }
         }
     }
@@ -356,7 +394,8 @@ fn pod_views(pods: &[Pod], set_name: &str, set_uid: &str) -> BTreeMap<u32, PodVi
         .collect()
 }
 
-async fn create_pod(client: &Client, namespace: &str, pod: Value) -> Result<(), Error> {
+/// Creates the pod; false if it exists already.
+async fn create_pod(client: &Client, namespace: &str, pod: Value) -> Result<bool, Error> {
     let name = pod
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -372,11 +411,11 @@ async fn create_pod(client: &Client, namespace: &str, pod: Value) -> Result<(), 
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Pod>(&()));
     match api.create(&PostParams::default(), &object).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Still terminating, or created by a previous pass: the next event retries.
         Err(kube::Error::Api(status)) if status.code == 409 => {
             debug!(pod = %name, "pod exists already");
-            Ok(())
+            Ok(false)
         }
         Err(source) => Err(Error::Api {
             action: format!("create pod {namespace}/{name}"),
@@ -385,10 +424,11 @@ async fn create_pod(client: &Client, namespace: &str, pod: Value) -> Result<(), 
     }
 }
 
-async fn delete_pod(api: &Api<Pod>, namespace: &str, name: &str) -> Result<(), Error> {
+/// Deletes the pod; false if it was gone already.
+async fn delete_pod(api: &Api<Pod>, namespace: &str, name: &str) -> Result<bool, Error> {
     match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(source) => Err(Error::Api {
             action: format!("delete pod {namespace}/{name}"),
             source,
