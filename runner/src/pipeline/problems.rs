@@ -95,8 +95,15 @@ impl fmt::Display for Problem {
         }
         if let (Some(snippet), true) = (&self.snippet, line > 0) {
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{line} | {}", snippet.line_text)?;
-            let indent = " ".repeat(self.location.column.saturating_sub(1));
+            // Tabs are shown as four spaces so the carets line up.
+            writeln!(f, "{line} | {}", snippet.line_text.replace('\t', "    "))?;
+            let before: usize = snippet
+                .line_text
+                .chars()
+                .take(self.location.column.saturating_sub(1))
+                .map(|c| if c == '\t' { 4 } else { 1 })
+                .sum();
+            let indent = " ".repeat(before);
             let carets = "^".repeat(snippet.width.max(1));
             if snippet.label.is_empty() {
                 writeln!(f, "{pad} | {indent}{carets}")?;
@@ -356,6 +363,19 @@ mod tests {
         assert_eq!(
             problem.to_string(),
             "error: unknown key `nmae` in [pipeline]\n --> p.toml:3:1\n  |\n3 | nmae = \"y\"\n  | ^^^^ unknown key\n  |\n  = key: pipeline.nmae\n  = help: did you mean `name`?\n"
+        );
+    }
+
+    #[test]
+    fn carets_line_up_under_tabs() {
+        let source = "[pipeline]\n\tnmae = 1\n";
+        let map = SourceMap::new(Path::new("p.toml"), source);
+        let problem = map.problem(12..16, "", "unknown key", "here");
+        assert_eq!(problem.location, Location { line: 2, column: 2 });
+        let text = problem.to_string();
+        assert!(
+            text.contains("2 |     nmae = 1\n  |     ^^^^ here"),
+            "{text}"
         );
     }
 

@@ -337,8 +337,26 @@ impl<'a> Ctx<'a> {
                 found.kind()
             ),
             format!("expected {expected}"),
-            None,
+            type_help(self.map.source(), node, key, expected),
         );
+    }
+}
+
+/// How to write the value with the expected type, when it is obvious.
+fn type_help(source: &str, node: &Node, key: &str, expected: &str) -> Option<String> {
+    let raw = source.get(node.span.clone()).unwrap_or("").trim();
+    match (expected, &node.value) {
+        ("a string", Value::Integer(_) | Value::Float(_) | Value::Bool(_)) => {
+            Some(format!("quote the value: `{key} = \"{raw}\"`"))
+        }
+        (e, Value::String(s)) if e.starts_with("a boolean") && (s == "true" || s == "false") => {
+            Some(format!("remove the quotes: `{key} = {s}`"))
+        }
+        (e, Value::String(_)) if e.starts_with("a boolean") => {
+            Some(format!("write `{key} = true` or `{key} = false`"))
+        }
+        ("a table", _) => Some(format!("write a table: `{key} = {{ name = \"value\" }}`")),
+        _ => None,
     }
 }
 
