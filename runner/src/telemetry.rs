@@ -25,7 +25,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -152,8 +155,7 @@ impl Telemetry {
         let fmt_layer = match format {
             LogFormat::Text => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_target(false)
-                .compact()
+                .event_format(Progress)
                 .boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
@@ -186,6 +188,38 @@ impl Telemetry {
                 eprintln!("dbops: stopping the trace exporter failed: {e}");
             }
         }
+    }
+}
+
+/// The text format: `HH:MM:SS.mmm LEVEL message key=value`, one line per
+/// event, without the span context (messages name their step).
+struct Progress;
+
+impl<S, N> FormatEvent<S, N> for Progress
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = *event.metadata().level();
+        let (start, end) = match (writer.has_ansi_escapes(), level) {
+            (true, tracing::Level::ERROR) => ("\x1b[31m", "\x1b[0m"),
+            (true, tracing::Level::WARN) => ("\x1b[33m", "\x1b[0m"),
+            (true, _) => ("\x1b[2m", "\x1b[0m"),
+            (false, _) => ("", ""),
+        };
+        write!(
+            writer,
+            "{start}{} {level:>5}{end} ",
+            chrono::Utc::now().format("%H:%M:%S%.3f")
+        )?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

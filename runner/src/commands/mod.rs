@@ -100,7 +100,7 @@ pub fn main(cli: Cli) -> i32 {
 async fn dispatch(cli: Cli) -> i32 {
     let plugin_dir = crate::plugins::plugin_dir(cli.plugin_dir.as_deref());
     match cli.command {
-        Command::Run(args) => run::run(args, &plugin_dir).await,
+        Command::Run(args) => run::run(args, &plugin_dir, cli.log_format).await,
         Command::Validate(args) => validate::validate(args, &plugin_dir),
         Command::Plan(args) => plan::plan(args, &plugin_dir),
         Command::Plugins { command } => plugins::plugins(command, &plugin_dir),

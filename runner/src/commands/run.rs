@@ -16,6 +16,7 @@ use super::KubeArgs;
 use super::prepare::prepare;
 use crate::exit;
 use crate::run::{self, RunError, RunOptions, cluster};
+use crate::telemetry::LogFormat;
 
 /// Arguments of `dbops run`.
 #[derive(Debug, clap::Args)]
@@ -74,7 +75,7 @@ fn env_nonempty(name: &str) -> Option<String> {
 }
 
 /// Execute `dbops run`.
-pub async fn run(args: RunArgs, plugin_dir: &Path) -> i32 {
+pub async fn run(args: RunArgs, plugin_dir: &Path, log_format: LogFormat) -> i32 {
     let (pipeline, plugins) = match prepare(&args.pipeline, &args.sets, plugin_dir) {
         Ok(ready) => ready,
         Err(not_ready) => {
@@ -130,7 +131,7 @@ pub async fn run(args: RunArgs, plugin_dir: &Path) -> i32 {
     .await;
     match result {
         Ok(report) => {
-            summarize(&report);
+            summarize(&report, log_format);
             report.outcome.exit_code()
         }
         Err(RunError::LockHeld(e)) => {
@@ -144,7 +145,7 @@ pub async fn run(args: RunArgs, plugin_dir: &Path) -> i32 {
     }
 }
 
-fn summarize(report: &run::RunReport) {
+fn summarize(report: &run::RunReport, log_format: LogFormat) {
     use crate::run::journal::StepState;
     let record = &report.journal;
     let mut lines = vec![format!(
@@ -192,7 +193,18 @@ fn summarize(report: &run::RunReport) {
             run::journal::configmap_name(&report.run_id)
         ));
     }
-    eprintln!("{}", lines.join("\n"));
+    if log_format == LogFormat::Json {
+        // Keep stderr pure JSON lines for log collectors.
+        tracing::info!(
+            run_id = %report.run_id,
+            outcome = report.outcome.as_str(),
+            trace_id = %report.trace_id,
+            "{}",
+            lines.join("; ")
+        );
+    } else {
+        eprintln!("{}", lines.join("\n"));
+    }
 }
 
 #[cfg(test)]

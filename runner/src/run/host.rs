@@ -234,10 +234,10 @@ impl HostServices for StepHost {
     fn log(&self, level: Level, message: &str, fields: &Map<String, Value>) {
         let _entered = self.span.enter();
         if fields.is_empty() {
-            log_at!(level, plugin = true, "{message}");
+            log_at!(level, "[{}] {message}", self.step_id);
         } else {
             let fields = Value::Object(fields.clone()).to_string();
-            log_at!(level, plugin = true, fields = %fields, "{message}");
+            log_at!(level, fields = %fields, "[{}] {message}", self.step_id);
         }
     }
 
