@@ -182,7 +182,7 @@ impl ApiError {
         )
     }
 
-    /// 422 for a precondition (uid / resourceVersion) that does not hold.
+    /// 409 for a precondition (uid / resourceVersion) that does not hold.
     pub fn precondition(res: Res<'_>, name: &str, why: String) -> Self {
         Self::conflict(res, name, &why)
     }

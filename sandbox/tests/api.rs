@@ -463,3 +463,70 @@ fn background_sandbox_seeds_and_reads_synchronously() {
     ));
     sb.shutdown();
 }
+
+#[tokio::test]
+async fn scale_subresource_uid_preconditions_and_namespace_deletion() {
+    let sb = api_only().await;
+    let client = client(&sb, None).await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "scale");
+    let obj: StatefulSet = serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": {
+        "replicas": 1, "serviceName": "s", "selector": {"matchLabels": {"app": "s"}},
+        "template": {"metadata": {"labels": {"app": "s"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    }}))
+    .expect("sts");
+    sts.create(&PostParams::default(), &obj)
+        .await
+        .expect("create");
+    let scale = sts
+        .patch_scale(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("scale");
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(4));
+    assert_eq!(
+        sts.get("s")
+            .await
+            .expect("get")
+            .spec
+            .and_then(|s| s.replicas),
+        Some(4)
+    );
+    assert_eq!(
+        sts.get_scale("s")
+            .await
+            .expect("get scale")
+            .status
+            .map(|s| s.selector),
+        Some(Some("app=s".into()))
+    );
+
+    let wrong_uid =
+        Patch::Merge(json!({"metadata": {"uid": "not-the-uid"}, "spec": {"replicas": 2}}));
+    let (code, _, message) = api_error(
+        sts.patch("s", &PatchParams::default(), &wrong_uid)
+            .await
+            .expect_err("uid precondition"),
+    );
+    assert_eq!(code, 409);
+    assert!(
+        message.contains("Precondition failed: UID in precondition"),
+        "{message}"
+    );
+
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    assert!(
+        namespaces.get("scale").await.is_ok(),
+        "namespace created with its first object"
+    );
+    namespaces
+        .delete("scale", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    assert_eq!(
+        api_error(sts.get("s").await.expect_err("contents deleted")).0,
+        404
+    );
+}

@@ -210,3 +210,29 @@ fn kubectl_as_a_service_account_is_denied_by_rbac() {
         "{stderr}"
     );
 }
+
+#[test]
+fn kubectl_auth_can_i_evaluates_rbac() {
+    let sb = Sandbox::start_background(SandboxConfig {
+        controllers: false,
+        ..Default::default()
+    })
+    .expect("start");
+    sb.apply(
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "view", "namespace": "kc"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "kc"}]}),
+    )
+    .expect("binding");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    sb.write_kubeconfig(&kc, Some(&sb.service_account_token("kc", "viewer")))
+        .expect("kubeconfig");
+    assert_eq!(
+        ok(&kc, &["auth", "can-i", "list", "pods", "-n", "kc"], None).trim(),
+        "yes"
+    );
+    let out = kubectl(&kc, &["auth", "can-i", "delete", "pods", "-n", "kc"], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+}

@@ -157,3 +157,42 @@ async fn kube_runtime_watcher_works_unchanged() {
         .expect("streaming list");
     assert_eq!(names, ["new"]);
 }
+
+#[tokio::test]
+async fn objects_leaving_a_label_selector_are_deleted_from_its_watch() {
+    let sb = api_only().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&sb, None).await, "w");
+    let rv = cms
+        .create(&PostParams::default(), &cm("a"))
+        .await
+        .expect("a")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut events = cms
+        .watch(&WatchParams::default().labels("w=1"), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let relabel = |v: &str| kube::api::Patch::Merge(json!({"metadata": {"labels": {"w": v}}}));
+    cms.patch("a", &Default::default(), &relabel("2"))
+        .await
+        .expect("leave");
+    cms.patch("a", &Default::default(), &relabel("1"))
+        .await
+        .expect("return");
+    assert!(
+        matches!(
+            next(&mut events).await.expect("event"),
+            WatchEvent::Deleted(_)
+        ),
+        "leaving the selector is DELETED"
+    );
+    assert!(
+        matches!(
+            next(&mut events).await.expect("event"),
+            WatchEvent::Added(_)
+        ),
+        "entering it again is ADDED"
+    );
+}

@@ -29,6 +29,12 @@ pub(crate) async fn dispatch(state: &AppState, call: Call) -> ApiResult<Response
     } else {
         Subresource::Main
     };
+    if def.namespaced && call.req.namespace.is_none() && !matches!(call.verb, "list" | "watch") {
+        return Err(ApiError::method_not_allowed(&format!(
+            "{} {} needs a namespace: use /namespaces/NAMESPACE/{}",
+            call.verb, def.plural, def.plural
+        )));
+    }
     match call.verb {
         "get" if scale => Ok(json_response(
             StatusCode::OK,

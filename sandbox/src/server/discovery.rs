@@ -88,7 +88,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> ApiResult<V
             "singularName": d.singular,
             "namespaced": d.namespaced,
             "kind": d.kind,
-            "verbs": VERBS,
+            "verbs": if d.group == crate::registry::REVIEW_GROUP { &["create"][..] } else { VERBS },
         });
         if !d.short_names.is_empty() {
             doc["shortNames"] = json!(d.short_names);

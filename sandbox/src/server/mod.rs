@@ -4,6 +4,8 @@
 
 mod crud;
 mod discovery;
+mod proto;
+mod review;
 mod route;
 mod watch;
 
@@ -99,6 +101,18 @@ async fn serve(state: &AppState, request: Request<Body>) -> ApiResult<Response<B
         Endpoint::Resource(req) => req,
     };
     let verb = req.verb(&parts.method, &query)?;
+    if req.def.group == crate::registry::REVIEW_GROUP {
+        if verb != "create" {
+            return Err(ApiError::method_not_allowed(&format!(
+                "{verb} {}",
+                req.def.plural
+            )));
+        }
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        return review::self_subject_access_review(&state.store, &identity, &body);
+    }
     let attrs = Attributes {
         verb,
         def: &req.def,

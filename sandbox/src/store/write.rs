@@ -162,6 +162,15 @@ impl Store {
         {
             return Err(ApiError::stale(res(def), name));
         }
+        if let Some(uid) = meta::uid(&desired)
+            && Some(uid) != meta::uid(&cur.value)
+        {
+            let why = format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(&cur.value).unwrap_or_default()
+            );
+            return Err(ApiError::precondition(res(def), name, why));
+        }
         if let Some(given) = meta::name(&desired)
             && given != name
         {
