@@ -106,7 +106,7 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Plugins { command } => plugins::plugins(command, &plugin_dir),
         Command::Status(args) => status::status(args).await,
         Command::Sandbox(args) => sandbox::sandbox(args).await,
-        Command::Demo(args) => demo::demo(args).await,
+        Command::Demo(args) => demo::demo(args, &plugin_dir).await,
     }
 }
 
