@@ -332,3 +332,57 @@ async fn petsets_get_pods_owned_by_the_petset() {
         .expect("list revisions");
     assert_eq!(listed.items.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_claim_templates_give_each_ordinal_a_volume_that_outlives_its_pod() {
+    let (sandbox, client) = start().await;
+    let mut set = statefulset("vol", 1, json!({"type": "RollingUpdate"}));
+    let claim = json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    let mut value = serde_json::to_value(&set).expect("json");
+    value["spec"]["volumeClaimTemplates"] = json!([claim]);
+    value["spec"]["template"]["metadata"]["annotations"] = json!({
+        "sandbox.dbops.io/process": "command",
+        "sandbox.dbops.io/command": "echo started >> data/starts; exec sleep 600",
+    });
+    value["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/data"}]);
+    set = serde_json::from_value(value).expect("set");
+    create(&client, &set).await;
+    let first = ready_pods(&client, NS, "app=vol", 1).await.remove(0);
+    let volumes = first
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .expect("volumes");
+    let claim_name = volumes[0]
+        .persistent_volume_claim
+        .as_ref()
+        .map(|c| c.claim_name.clone());
+    assert_eq!(claim_name.as_deref(), Some("data-vol-0"));
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), NS);
+    let pvc = claims.get("data-vol-0").await.expect("claim created");
+    assert_eq!(pvc.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+
+    let starts = sandbox
+        .state_dir()
+        .join("persistent")
+        .join(NS)
+        .join("data-vol-0")
+        .join("starts");
+    let lines = |count: usize| {
+        let starts = starts.clone();
+        async move {
+            let text = std::fs::read_to_string(&starts).ok()?;
+            (text.lines().count() == count).then_some(())
+        }
+    };
+    eventually("first start recorded on the volume", || lines(1)).await;
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), NS);
+    pod_api
+        .delete("vol-0", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    eventually("second start recorded on the same volume", || lines(2)).await;
+}

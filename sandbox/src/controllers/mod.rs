@@ -34,7 +34,11 @@
 //! `POD_DIR/volumes/VOLUME_NAME/KEY` (`items` paths and modes honoured), and
 //! every `volumeMount` of the process container becomes a symlink
 //! `POD_DIR/MOUNT_PATH_WITHOUT_LEADING_SLASH` to that directory (or to the
-//! `subPath` file). A `command` runs in `POD_DIR` with the sandbox's
+//! `subPath` file). A `persistentVolumeClaim` volume (StatefulSets create
+//! one claim per `volumeClaimTemplates` entry and ordinal, named
+//! `TEMPLATE-SET-ORDINAL`, Bound at once) is the directory
+//! `STATE_DIR/persistent/NAMESPACE/CLAIM`, which outlives the pod like a
+//! PersistentVolume. A `command` runs in `POD_DIR` with the sandbox's
 //! environment plus `POD_NAME`, `POD_NAMESPACE`, `POD_UID`, `POD_IP`,
 //! `POD_ORDINAL` (the number after the last `-`, empty if none), `POD_DIR`,
 //! `POD_HOSTNAME`, `POD_PORTS` (comma-separated container ports),

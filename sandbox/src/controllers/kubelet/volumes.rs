@@ -78,11 +78,14 @@ struct File {
 }
 
 /// Materialises every volume of `pod`; returns `(volume name, directory)`.
+/// A `persistentVolumeClaim` volume is the directory
+/// `STATE_DIR/persistent/NAMESPACE/CLAIM`, kept across pod restarts.
 pub async fn materialize(
     client: &Client,
     pod: &Pod,
     container: &Container,
     pod_dir: &Path,
+    state_dir: &Path,
 ) -> Result<Vec<(String, PathBuf)>, VolumeError> {
     let namespace = pod
         .metadata
@@ -96,6 +99,20 @@ pub async fn materialize(
         .unwrap_or_default();
     let mut dirs = Vec::new();
     for volume in &volumes {
+        if let Some(claim) = &volume.persistent_volume_claim {
+            let claim_dir =
+                safe_relative(&claim.claim_name).ok_or_else(|| VolumeError::BadPath {
+                    volume: volume.name.clone(),
+                    path: claim.claim_name.clone(),
+                })?;
+            let dir = state_dir
+                .join("persistent")
+                .join(&namespace)
+                .join(claim_dir);
+            std::fs::create_dir_all(&dir).map_err(|source| io_error(&dir, source))?;
+            dirs.push((volume.name.clone(), dir));
+            continue;
+        }
         let dir = pod_dir.join("volumes").join(&volume.name);
         match files_of(client, &namespace, volume).await? {
             Some(files) => write_volume(&volume.name, &dir, &files)?,

@@ -266,7 +266,8 @@ impl PodLife {
         spec: &PodSpec,
     ) -> Result<(Running, Vec<(String, String)>), String> {
         let client = &self.shared.client;
-        let volumes = volumes::materialize(client, pod, &spec.container, &self.dir)
+        let state_dir = &self.shared.state_dir;
+        let volumes = volumes::materialize(client, pod, &spec.container, &self.dir, state_dir)
             .await
             .map_err(|err| err.to_string())?;
         let ip = self.ip.to_string();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -151,6 +151,7 @@ struct SetSpec {
     pod_management_policy: Option<String>,
     update_strategy: Option<StrategySpec>,
     revision_history_limit: Option<i64>,
+    volume_claim_templates: Vec<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,11 +261,13 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
         &name,
         Some(&uid),
     );
+    let claims = revision::claim_templates(&spec.volume_claim_templates);
     let identity = SetIdentity {
         name: &name,
         namespace: &namespace,
         service_name: spec.service_name.as_deref(),
         owner: &owner,
+        claims: &claims,
     };
     for action in &plan.actions {
         match action {
@@ -278,6 +281,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
                             .unwrap_or_else(|| spec.template.clone()),
                     ),
                 };
+                ensure_claims(&ctx.client, &namespace, &name, *ordinal, &spec).await?;
                 let pod =
                     revision::pod_from_template(&identity, &template, revision_name, *ordinal);
                 if create_pod(&ctx.client, &namespace, pod).await? {
@@ -392,6 +396,66 @@ fn pod_views(pods: &[Pod], set_name: &str, set_uid: &str) -> BTreeMap<u32, PodVi
             ))
         })
         .collect()
+}
+
+/// Creates the pod's PersistentVolumeClaims from the claim templates (kept
+/// when the pod or the set goes, like the default retention policy) and
+/// marks them Bound.
+async fn ensure_claims(
+    client: &Client,
+    namespace: &str,
+    set: &str,
+    ordinal: u32,
+    spec: &SetSpec,
+) -> Result<(), Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let selector_labels = spec
+        .selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .unwrap_or_default();
+    for template in &spec.volume_claim_templates {
+        let Some(claim) = template.pointer("/metadata/name").and_then(Value::as_str) else {
+            continue;
+        };
+        let name = revision::claim_name(claim, set, ordinal);
+        let mut labels: BTreeMap<String, String> = template
+            .pointer("/metadata/labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        labels.extend(selector_labels.clone());
+        let object = json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+        });
+        let object: PersistentVolumeClaim =
+            serde_json::from_value(object).map_err(|source| Error::InvalidSpec {
+                kind: "PersistentVolumeClaim".to_owned(),
+                namespace: namespace.to_owned(),
+                name: name.clone(),
+                source,
+            })?;
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {
+                let bound = json!({"status": {"phase": "Bound"}});
+                if let Err(err) = api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(bound))
+                    .await
+                {
+                    debug!(claim = %name, error = %err, "could not mark claim Bound");
+                }
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(source) => {
+                return Err(Error::Api {
+                    action: format!("create persistentvolumeclaim {namespace}/{name}"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates the pod; false if it exists already.

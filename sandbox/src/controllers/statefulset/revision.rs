@@ -85,9 +85,28 @@ pub struct SetIdentity<'a> {
     pub service_name: Option<&'a str>,
     /// The owner reference to put on the pods.
     pub owner: &'a Value,
+    /// Names of the `volumeClaimTemplates`.
+    pub claims: &'a [String],
 }
 
-/// The pod with `ordinal` built from `template` at `revision`.
+/// The PersistentVolumeClaim name of claim template `template` for the
+/// pod with `ordinal`: `TEMPLATE-SET-ORDINAL`.
+pub fn claim_name(template: &str, set: &str, ordinal: u32) -> String {
+    format!("{template}-{set}-{ordinal}")
+}
+
+/// The names of the set's `volumeClaimTemplates`.
+pub fn claim_templates(templates: &[Value]) -> Vec<String> {
+    templates
+        .iter()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The pod with `ordinal` built from `template` at `revision`, with a
+/// `persistentVolumeClaim` volume per claim template (unless the template
+/// defines a volume of that name).
 pub fn pod_from_template(
     set: &SetIdentity<'_>,
     template: &Value,
@@ -116,6 +135,20 @@ pub fn pod_from_template(
         map.insert("hostname".to_owned(), json!(name));
         if let Some(service) = set.service_name.filter(|s| !s.is_empty()) {
             map.insert("subdomain".to_owned(), json!(service));
+        }
+        let volumes = map.entry("volumes").or_insert_with(|| json!([]));
+        if let Some(volumes) = volumes.as_array_mut() {
+            for claim in set.claims {
+                let exists = volumes
+                    .iter()
+                    .any(|v| v.get("name").and_then(Value::as_str) == Some(claim));
+                if !exists {
+                    let claim_name = claim_name(claim, set.name, ordinal);
+                    volumes.push(
+                        json!({"name": claim, "persistentVolumeClaim": {"claimName": claim_name}}),
+                    );
+                }
+            }
         }
     }
     json!({
@@ -170,6 +203,7 @@ mod tests {
             namespace: "ns",
             service_name: Some("web-pods"),
             owner: &owner,
+            claims: &["data".to_owned()],
         };
         let pod = pod_from_template(&set, &template, "web-abc", 2);
         assert_eq!(pod["metadata"]["name"], "web-2");
@@ -183,5 +217,9 @@ mod tests {
         assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
         assert_eq!(pod["spec"]["hostname"], "web-2");
         assert_eq!(pod["spec"]["subdomain"], "web-pods");
+        assert_eq!(
+            pod["spec"]["volumes"][0],
+            json!({"name": "data", "persistentVolumeClaim": {"claimName": "data-web-2"}})
+        );
     }
 }
