@@ -309,3 +309,41 @@ async fn crash_after_pod_restarts_into_crash_loop() {
         .expect("lastState.terminated");
     assert_eq!(last.reason.as_deref(), Some("Error"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_waits_in_container_creating_until_its_secret_exists() {
+    let (_sandbox, client) = start().await;
+    let api = create_pod(
+        &client,
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "waiting", "namespace": NS, "labels": {"case": "waiting"},
+                "annotations": {"sandbox.dbops.io/process": "tls-endpoint"}},
+            "spec": {
+                "containers": [{"name": "db", "image": "db", "ports": [{"containerPort": 9443}]}],
+                "volumes": [{"name": "certs", "secret": {"secretName": "later-tls"}}]
+            }
+        }),
+    )
+    .await;
+    let message = eventually("the pod waiting for its Secret", || async {
+        let status = api.get("waiting").await.ok()?.status?;
+        let waiting = status.container_statuses?.first()?.state.clone()?.waiting?;
+        let message = waiting.message.unwrap_or_default();
+        (status.phase.as_deref() == Some("Pending")
+            && waiting.reason.as_deref() == Some("ContainerCreating")
+            && !message.is_empty())
+        .then_some(message)
+    })
+    .await;
+    assert!(
+        message.contains("later-tls") && message.contains("not found"),
+        "{message}"
+    );
+
+    let ca = TestCa::new();
+    let (secret, leaf) = ca.tls_secret("later-tls");
+    apply_secret(&client, secret).await;
+    let pod = ready_pods(&client, NS, "case=waiting", 1).await.remove(0);
+    assert_eq!(ca.fetch(&pod_ip(&pod), 9443).await.0, leaf);
+}

@@ -36,6 +36,26 @@ pub(super) async fn run(shared: Arc<Shared>, mut pod: watch::Receiver<Pod>) {
     life.finish().await;
 }
 
+/// Why a container could not start.
+struct StartFailure {
+    /// Waiting reason in the container status.
+    reason: &'static str,
+    /// Reason of the Warning event.
+    event_reason: &'static str,
+    /// The error.
+    message: String,
+}
+
+impl StartFailure {
+    fn new(reason: &'static str, event_reason: &'static str, err: impl std::fmt::Display) -> Self {
+        Self {
+            reason,
+            event_reason,
+            message: err.to_string(),
+        }
+    }
+}
+
 /// How a running container ended.
 enum Ending {
     Terminating,
@@ -141,18 +161,24 @@ impl PodLife {
         if self.pause(pod, self.start_delay(&spec)).await {
             return;
         }
+        let mut last_failure: Option<String> = None;
         loop {
             let current = pod.borrow().clone();
             let (mut running, env) = match self.start(&current, &spec).await {
                 Ok(started) => started,
-                Err(message) => {
+                Err(failure) => {
                     let phase = if self.restarts == 0 {
                         "Pending"
                     } else {
                         "Running"
                     };
-                    self.report(pod, phase, false, waiting("CreateContainerError", &message))
-                        .await;
+                    if last_failure.as_ref() != Some(&failure.message) {
+                        let note = failure.message.clone();
+                        self.event(true, failure.event_reason, "Start", note).await;
+                        last_failure = Some(failure.message.clone());
+                    }
+                    let state = waiting(failure.reason, &failure.message);
+                    self.report(pod, phase, false, state).await;
                     if self.pause(pod, Duration::from_secs(1)).await {
                         return;
                     }
@@ -258,22 +284,24 @@ impl PodLife {
         }
     }
 
-    /// Writes the volumes and starts the process. The error is the message
-    /// shown in the container's waiting state.
+    /// Writes the volumes and starts the process. The error is the waiting
+    /// reason and message of the container (as the real kubelet reports them).
     async fn start(
         &self,
         pod: &Pod,
         spec: &PodSpec,
-    ) -> Result<(Running, Vec<(String, String)>), String> {
+    ) -> Result<(Running, Vec<(String, String)>), StartFailure> {
         let client = &self.shared.client;
         let state_dir = &self.shared.state_dir;
         let volumes = volumes::materialize(client, pod, &spec.container, &self.dir, state_dir)
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| StartFailure::new("ContainerCreating", "FailedMount", err))?;
         let ip = self.ip.to_string();
         let env = env::environment(client, pod, &spec.container, &self.dir, &ip, &volumes)
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| StartFailure::new("CreateContainerConfigError", "Failed", err))?;
+        let failed =
+            |err: &dyn std::fmt::Display| StartFailure::new("RunContainerError", "Failed", err);
         let running = match &spec.process {
             ProcessSpec::None => Running::Idle,
             ProcessSpec::TlsEndpoint {
@@ -283,17 +311,17 @@ impl PodLife {
                 key_file,
             } => {
                 let dir = tls_endpoint::key_pair_dir(&volumes, volume.as_deref(), cert_file)
-                    .map_err(|err| err.to_string())?;
+                    .map_err(|err| failed(&err))?;
                 let endpoint = TlsEndpoint::start(self.ip, *port, &dir, cert_file, key_file)
                     .await
-                    .map_err(|err| err.to_string())?;
+                    .map_err(|err| failed(&err))?;
                 Running::Tls {
                     _endpoint: endpoint,
                 }
             }
             ProcessSpec::Command { script } => {
                 let process = Process::spawn(script, &self.dir, &env, &self.dir.join("log"))
-                    .map_err(|err| err.to_string())?;
+                    .map_err(|err| failed(&err))?;
                 Running::Command(process)
             }
         };
