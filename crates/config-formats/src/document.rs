@@ -102,6 +102,39 @@ impl Document {
     }
 }
 
+impl Document {
+    /// The document's settings as a `set` table for [`Changes`]: flat keys
+    /// for properties, `group -> key -> value` for INI (`true` for a key
+    /// without value), the whole tree for YAML/JSON. Merging it into
+    /// another file of the same format sets every setting this one has.
+    pub fn to_set_table(&self) -> Value {
+        match self {
+            Document::Properties(p) => Value::Object(
+                p.entries()
+                    .into_iter()
+                    .map(|(k, v)| (k.leaf().to_owned(), Value::String(v.unwrap_or_default())))
+                    .collect(),
+            ),
+            Document::Ini(i) => {
+                let mut groups = serde_json::Map::new();
+                for (key, value) in i.entries() {
+                    let entry = groups
+                        .entry(key.0[0].clone())
+                        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+                    if let Value::Object(map) = entry {
+                        map.insert(
+                            key.leaf().to_owned(),
+                            value.map(Value::String).unwrap_or(Value::Bool(true)),
+                        );
+                    }
+                }
+                Value::Object(groups)
+            }
+            Document::Structured(s, _) => s.to_json(),
+        }
+    }
+}
+
 /// A key as compared: INI option names with `-` read as `_`.
 pub fn normalize(format: Format, key: &Key) -> Key {
     match format {
@@ -452,5 +485,38 @@ mod tests {
         let masked = edited.document.render_masked(&edited.changed_keys);
         assert_eq!(masked, "ssl.keystore.password=**** (changed)\nport=1\n");
         assert!(!before.render_masked(&BTreeSet::new()).contains("old"));
+    }
+}
+
+#[cfg(test)]
+mod set_table_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_document_merged_as_a_set_table_sets_all_its_settings() {
+        let source = Document::parse(
+            Format::Ini,
+            "[mysqld]\nmax_connections = 200\nskip-name-resolve\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            source.to_set_table(),
+            json!({"mysqld": {"max_connections": "200", "skip-name-resolve": true}})
+        );
+        let target =
+            Document::parse(Format::Ini, "[mysqld]\nmax_connections = 100\n").expect("parses");
+        let edited = edit(
+            &target,
+            &Changes {
+                set: source.to_set_table(),
+                delete: vec![],
+            },
+        )
+        .expect("edit");
+        assert_eq!(
+            edited.text,
+            "[mysqld]\nmax_connections = 200\nskip-name-resolve\n"
+        );
     }
 }

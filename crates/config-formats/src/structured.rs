@@ -89,6 +89,11 @@ impl Structured {
         }
     }
 
+    /// The tree as JSON (`null` where YAML has something JSON cannot hold).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.value).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Every leaf (scalar, or empty mapping/sequence) with its path; values
     /// are strings as written, other scalars in JSON notation.
     pub fn entries(&self) -> Vec<(Key, Option<String>)> {
