@@ -2,7 +2,7 @@
 //! process, builds a 3-member ZooKeeper-shaped StatefulSet with a CA, a
 //! config ConfigMap and TLS endpoints (or real ZooKeeper servers with
 //! `--real`), then rotates its certificates with the ready pipeline
-//! `pipelines/zookeeper/rotate-tls.toml` through the normal code path of
+//! `pipelines/zookeeper-rotate-tls.toml` through the normal code path of
 //! `dbops run`: the same validation, plugins loaded from disk, the `kube`
 //! client over HTTP(S), lock, journal, Events and trace.
 //!
@@ -26,7 +26,7 @@ use crate::run::{self, RunOptions, cluster};
 
 /// The pipeline the demo runs, compiled in so the demo works from any
 /// directory (and in the container image).
-const ROTATE_PIPELINE: &str = include_str!("../../../pipelines/zookeeper/rotate-tls.toml");
+const ROTATE_PIPELINE: &str = include_str!("../../../pipelines/zookeeper-rotate-tls.toml");
 
 /// Arguments of `dbops demo`.
 #[derive(Debug, clap::Args)]
@@ -96,7 +96,7 @@ async fn run_demo(args: DemoArgs, plugin_dir: &Path) -> Result<i32, String> {
         .map_err(|e| format!("cannot write {}: {e}", pipeline_path.display()))?;
     let sets = world.pipeline_sets();
     say(&format!(
-        "3. dbops run pipelines/zookeeper/rotate-tls.toml {}",
+        "3. dbops run pipelines/zookeeper-rotate-tls.toml {}",
         sets.iter()
             .map(|s| format!("--set {s}"))
             .collect::<Vec<_>>()
