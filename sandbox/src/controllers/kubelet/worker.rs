@@ -222,6 +222,12 @@ impl PodLife {
                     let note = format!("Stopping container {}", spec.container.name);
                     self.event(false, "Killing", "Kill", note).await;
                     running.stop(self.grace(pod)).await;
+                    // Containers stopped: not ready any more, then removed.
+                    let stopped = ContainerState::Terminated {
+                        reason: "Completed".to_owned(),
+                        exit_code: 0,
+                    };
+                    self.report(pod, "Running", false, stopped).await;
                     return;
                 }
                 Ending::Crashed => {
