@@ -354,7 +354,8 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
         .chain([update_revision.as_str(), counts.current_revision.as_str()])
         .collect();
     revisions.prune(&in_use, limit).await;
-    Ok(Action::requeue(Duration::from_secs(60)))
+    // Pod and set events drive everything; the resync is a safety net.
+    Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// The set's pods by ordinal: controlled by the set (uid), named `SET-N`.
