@@ -150,3 +150,42 @@ fn the_lock_is_renewed_while_a_run_lives() {
     .expect("SIGTERM");
     assert_eq!(child.wait().expect("wait").code(), Some(6));
 }
+
+#[test]
+fn in_a_job_the_run_id_is_the_job_uid_and_the_journal_is_owned_by_the_job() {
+    let w = World::start();
+    let job = w
+        .sandbox
+        .apply(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "rotate", "namespace": "jb"},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "dbops", "image": "dbops:dev"}]
+            }}}
+        }))
+        .expect("create job");
+    let uid = job["metadata"]["uid"].as_str().expect("job uid").to_owned();
+    let p = w.pipeline("jb", &(header("jb", "db1", "halt") + ONE_STEP));
+    let out = w
+        .dbops()
+        .arg("run")
+        .arg(&p)
+        .arg("--kubeconfig")
+        .arg(&w.kubeconfig)
+        .env("JOB_NAME", "rotate")
+        .env("JOB_UID", &uid)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let cm = w
+        .sandbox
+        .get("v1", "ConfigMap", "jb", &format!("dbops-run-{uid}"))
+        .expect("get")
+        .expect("journal named after the Job uid");
+    let owner = &cm["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "Job");
+    assert_eq!(owner["name"], "rotate");
+    assert_eq!(owner["uid"], uid.as_str());
+    assert_eq!(cm["metadata"]["labels"]["dbops.io/target"], "db1");
+}

@@ -420,3 +420,36 @@ with = { record = "calls" }
         .expect("get lease");
     assert!(lease.is_none());
 }
+
+#[test]
+fn plugins_watch_the_cluster_through_the_host() {
+    let w = World::start();
+    let p = w.pipeline(
+        "watch",
+        &(header("wa", "db1", "halt")
+            + r#"
+[[step]]
+id = "waits"
+uses = "test-step"
+timeout = "2m"
+with = { record = "calls", wait_for = "signal" }
+"#),
+    );
+    let mut child = w.run_cmd(&p, "wa-1", &[]).spawn().expect("spawn dbops");
+    w.wait_for(
+        std::time::Duration::from_secs(60),
+        "the step to start",
+        || (!w.calls("wa", "calls").is_empty()).then_some(()),
+    );
+    w.sandbox
+        .apply(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "signal", "namespace": "wa"},
+            "data": {"go": "green"}
+        }))
+        .expect("create signal");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let journal = w.journal("wa", "wa-1").expect("journal");
+    assert_eq!(journal["steps"][0]["outputs"]["value"], "green");
+}

@@ -89,7 +89,14 @@ pub fn main(cli: Cli) -> i32 {
             return exit::VALIDATION;
         }
     };
-    let code = runtime.block_on(dispatch(cli));
+    // A panic must not skip the flush below.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(dispatch(cli))
+    }))
+    .unwrap_or_else(|_| {
+        eprintln!("dbops: internal error (panic); this is a bug, please report it");
+        exit::INTERNAL
+    });
     // Outside the runtime: the exporters block while flushing.
     telemetry.shutdown();
     // Plugin threads abandoned at a deadline must not keep the process alive.

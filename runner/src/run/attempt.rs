@@ -86,7 +86,11 @@ pub async fn call(env: Arc<StepEnv>, call: Call<'_>) -> CallOutcome {
             return failed("HostBug", format!("cannot encode the run request: {e}"));
         }
     };
-    let deadline = Instant::now() + call.timeout;
+    let now = Instant::now();
+    // A timeout too large to represent means "no practical limit".
+    let deadline = now
+        .checked_add(call.timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 24 * 3600));
     let attempt_cancel = call.cancel.child_token();
     let host = Arc::new(StepHost::new(
         env,

@@ -7,6 +7,7 @@
 //! of the target's namespace so tests can assert order and counts.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use dbops_plugin_sdk::k8s_openapi::api::core::v1::ConfigMap;
 use dbops_plugin_sdk::serde_json::{Value, json};
@@ -57,6 +58,10 @@ pub struct Config {
     /// Open a child span `test.work` with this attribute value.
     #[serde(default)]
     pub span: Option<String>,
+    /// Wait (by watch, up to the step deadline) until a ConfigMap of this
+    /// name has the data key `go`; its value becomes the output `value`.
+    #[serde(default)]
+    pub wait_for: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -168,6 +173,19 @@ impl Step for TestStep {
                 }
                 None => ctx.save_state(&Checkpoint { attempt })?,
             }
+        }
+        if let Some(name) = &config.wait_for {
+            let api = ctx.kube().api::<ConfigMap>(Some(&ctx.target().namespace));
+            let has_go = |cm: Option<&ConfigMap>| {
+                cm.and_then(|c| c.data.as_ref())
+                    .is_some_and(|d| d.contains_key("go"))
+            };
+            let cm = api.wait_until(name, has_go, Duration::from_secs(3600))?;
+            let go = cm
+                .and_then(|c| c.data)
+                .and_then(|d| d.get("go").cloned())
+                .unwrap_or_default();
+            outputs.insert("value".into(), json!(go));
         }
         if !resumed {
             if let Some(DurationStr(d)) = config.sleep {
