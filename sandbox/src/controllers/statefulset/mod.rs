@@ -8,6 +8,7 @@
 //! Pod events (mapped through the pods' controller owner reference) trigger
 //! the next pass.
 
+mod children;
 mod plan;
 mod revision;
 
@@ -16,10 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use crate::controllers::events::{self, Events};
+use children::{Revisions, create_pod, delete_pod, ensure_claims};
 use plan::{PodManagement, PodView, Revision, SetView, UpdateStrategy};
 use revision::{REVISION_LABEL, SetIdentity};
 
@@ -168,6 +169,53 @@ struct RollingSpec {
     partition: Option<i64>,
 }
 
+impl SetSpec {
+    /// What the planner needs to know about the set.
+    fn view(&self, update_revision: &str, current_revision: &str) -> SetView {
+        let count = |n: i64| n.clamp(0, i64::from(u32::MAX)) as u32;
+        let strategy = match self.update_strategy.as_ref() {
+            Some(StrategySpec {
+                kind: Some(kind), ..
+            }) if kind == "OnDelete" => UpdateStrategy::OnDelete,
+            other => UpdateStrategy::RollingUpdate {
+                partition: count(
+                    other
+                        .and_then(|s| s.rolling_update.as_ref())
+                        .and_then(|r| r.partition)
+                        .unwrap_or(0),
+                ),
+            },
+        };
+        SetView {
+            replicas: count(self.replicas.unwrap_or(1)),
+            management: match self.pod_management_policy.as_deref() {
+                Some("Parallel") => PodManagement::Parallel,
+                _ => PodManagement::OrderedReady,
+            },
+            strategy,
+            update_revision: update_revision.to_owned(),
+            current_revision: current_revision.to_owned(),
+        }
+    }
+}
+
+/// The status the set should report.
+fn status_document(generation: Option<i64>, counts: &plan::Counts, update_revision: &str) -> Value {
+    json!({
+        "observedGeneration": generation.unwrap_or(0),
+        "replicas": counts.replicas,
+        "readyReplicas": counts.ready,
+        "availableReplicas": counts.ready,
+        "currentReplicas": counts.current,
+        "updatedReplicas": counts.updated,
+        "currentRevision": counts.current_revision,
+        "updateRevision": update_revision,
+        "collisionCount": 0,
+    })
+}
+
+/// Reads the set's revisions and pods, performs the planned writes, patches
+/// the status.
 async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let kind = ctx.resource.kind.clone();
     let missing = |field| Error::MissingMetadata {
@@ -231,28 +279,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
         })?;
     let views = pod_views(&pods.items, &name, &uid);
 
-    let view = SetView {
-        replicas: spec.replicas.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32,
-        management: match spec.pod_management_policy.as_deref() {
-            Some("Parallel") => PodManagement::Parallel,
-            _ => PodManagement::OrderedReady,
-        },
-        strategy: match spec.update_strategy.as_ref() {
-            Some(StrategySpec {
-                kind: Some(kind), ..
-            }) if kind == "OnDelete" => UpdateStrategy::OnDelete,
-            other => UpdateStrategy::RollingUpdate {
-                partition: other
-                    .and_then(|s| s.rolling_update.as_ref())
-                    .and_then(|r| r.partition)
-                    .unwrap_or(0)
-                    .clamp(0, i64::from(u32::MAX)) as u32,
-            },
-        },
-        update_revision: update_revision.clone(),
-        current_revision: current_revision.clone(),
-    };
-    let plan = plan::plan(&view, &views);
+    let plan = plan::plan(&spec.view(&update_revision, &current_revision), &views);
 
     let regarding = events::reference(
         &ctx.resource.api_version,
@@ -285,35 +312,22 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
                 let pod =
                     revision::pod_from_template(&identity, &template, revision_name, *ordinal);
                 if create_pod(&ctx.client, &namespace, pod).await? {
-                    let note = format!("create Pod {name}-{ordinal} in {kind} {name} successful");
-                    ctx.events
-                        .normal(
-                            &regarding,
-                            Some(events::reference(
-                                "v1",
-                                "Pod",
-                                &namespace,
-                                &format!("{name}-{ordinal}"),
-                                None,
-                            )),
-                            "SuccessfulCreate",
-                            "Create",
-                            note,
-                        )
+                    let pod_name = format!("{name}-{ordinal}");
+                    let note = format!("create Pod {pod_name} in {kind} {name} successful");
+                    let pod = events::reference("v1", "Pod", &namespace, &pod_name, None);
+                    let events = &ctx.events;
+                    events
+                        .normal(&regarding, Some(pod), "SuccessfulCreate", "Create", note)
                         .await;
                 }
             }
             plan::Action::Delete { name: pod_name } => {
                 if delete_pod(&pods_api, &namespace, pod_name).await? {
                     let note = format!("delete Pod {pod_name} in {kind} {name} successful");
-                    ctx.events
-                        .normal(
-                            &regarding,
-                            Some(events::reference("v1", "Pod", &namespace, pod_name, None)),
-                            "SuccessfulDelete",
-                            "Delete",
-                            note,
-                        )
+                    let pod = events::reference("v1", "Pod", &namespace, pod_name, None);
+                    let events = &ctx.events;
+                    events
+                        .normal(&regarding, Some(pod), "SuccessfulDelete", "Delete", note)
                         .await;
                 }
             }
@@ -321,17 +335,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
     }
 
     let counts = &plan.counts;
-    let desired = json!({
-        "observedGeneration": set.metadata.generation.unwrap_or(0),
-        "replicas": counts.replicas,
-        "readyReplicas": counts.ready,
-        "availableReplicas": counts.ready,
-        "currentReplicas": counts.current,
-        "updatedReplicas": counts.updated,
-        "currentRevision": counts.current_revision,
-        "updateRevision": update_revision,
-        "collisionCount": 0,
-    });
+    let desired = status_document(set.metadata.generation, counts, &update_revision);
     if !is_subset(&desired, &status) {
         let sets: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), &namespace, &ctx.resource);
@@ -397,229 +401,6 @@ fn pod_views(pods: &[Pod], set_name: &str, set_uid: &str) -> BTreeMap<u32, PodVi
             ))
         })
         .collect()
-}
-
-/// Creates the pod's PersistentVolumeClaims from the claim templates (kept
-/// when the pod or the set goes, like the default retention policy) and
-/// marks them Bound.
-async fn ensure_claims(
-    client: &Client,
-    namespace: &str,
-    set: &str,
-    ordinal: u32,
-    spec: &SetSpec,
-) -> Result<(), Error> {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    let selector_labels = spec
-        .selector
-        .as_ref()
-        .and_then(|s| s.match_labels.clone())
-        .unwrap_or_default();
-    for template in &spec.volume_claim_templates {
-        let Some(claim) = template.pointer("/metadata/name").and_then(Value::as_str) else {
-            continue;
-        };
-        let name = revision::claim_name(claim, set, ordinal);
-        let mut labels: BTreeMap<String, String> = template
-            .pointer("/metadata/labels")
-            .and_then(|l| serde_json::from_value(l.clone()).ok())
-            .unwrap_or_default();
-        labels.extend(selector_labels.clone());
-        let object = json!({
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
-        });
-        let object: PersistentVolumeClaim =
-            serde_json::from_value(object).map_err(|source| Error::InvalidSpec {
-                kind: "PersistentVolumeClaim".to_owned(),
-                namespace: namespace.to_owned(),
-                name: name.clone(),
-                source,
-            })?;
-        match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {
-                let bound = json!({"status": {"phase": "Bound"}});
-                if let Err(err) = api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(bound))
-                    .await
-                {
-                    debug!(claim = %name, error = %err, "could not mark claim Bound");
-                }
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(source) => {
-                return Err(Error::Api {
-                    action: format!("create persistentvolumeclaim {namespace}/{name}"),
-                    source,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Creates the pod; false if it exists already.
-async fn create_pod(client: &Client, namespace: &str, pod: Value) -> Result<bool, Error> {
-    let name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let object: DynamicObject =
-        serde_json::from_value(pod).map_err(|source| Error::InvalidSpec {
-            kind: "Pod".to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.clone(),
-            source,
-        })?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Pod>(&()));
-    match api.create(&PostParams::default(), &object).await {
-        Ok(_) => Ok(true),
-        // Still terminating, or created by a previous pass: the next event retries.
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            debug!(pod = %name, "pod exists already");
-            Ok(false)
-        }
-        Err(source) => Err(Error::Api {
-            action: format!("create pod {namespace}/{name}"),
-            source,
-        }),
-    }
-}
-
-/// Deletes the pod; false if it was gone already.
-async fn delete_pod(api: &Api<Pod>, namespace: &str, name: &str) -> Result<bool, Error> {
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(source) => Err(Error::Api {
-            action: format!("delete pod {namespace}/{name}"),
-            source,
-        }),
-    }
-}
-
-/// The set's ControllerRevisions.
-struct Revisions {
-    api: Api<ControllerRevision>,
-    items: Vec<ControllerRevision>,
-}
-
-impl Revisions {
-    async fn load(
-        client: &Client,
-        namespace: &str,
-        selector: &str,
-        uid: &str,
-    ) -> Result<Self, Error> {
-        let api: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
-        let list = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|source| Error::Api {
-                action: format!("list controllerrevisions in {namespace}"),
-                source,
-            })?;
-        let items = list
-            .items
-            .into_iter()
-            .filter(|rev| rev.owner_references().iter().any(|o| o.uid == uid))
-            .collect();
-        Ok(Self { api, items })
-    }
-
-    fn template(&self, name: &str) -> Option<Value> {
-        let rev = self
-            .items
-            .iter()
-            .find(|rev| rev.metadata.name.as_deref() == Some(name))?;
-        let value = serde_json::to_value(rev).ok()?;
-        revision::template_of_revision(&value)
-    }
-
-    fn newest_number(&self) -> i64 {
-        self.items.iter().map(|rev| rev.revision).max().unwrap_or(0)
-    }
-
-    /// Creates the revision, or bumps an older one that became current again.
-    async fn ensure(
-        &self,
-        name: &str,
-        namespace: &str,
-        labels: &serde_json::Map<String, Value>,
-        owner: &Value,
-        template: &Value,
-    ) -> Result<(), Error> {
-        let newest = self.newest_number();
-        match self
-            .items
-            .iter()
-            .find(|rev| rev.metadata.name.as_deref() == Some(name))
-        {
-            Some(rev) if rev.revision == newest => Ok(()),
-            Some(_) => self
-                .api
-                .patch(
-                    name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"revision": newest + 1})),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|source| Error::Api {
-                    action: format!("bump controllerrevision {namespace}/{name}"),
-                    source,
-                }),
-            None => {
-                let value = revision::controller_revision(
-                    name,
-                    namespace,
-                    labels,
-                    owner,
-                    template,
-                    newest + 1,
-                );
-                let object: ControllerRevision =
-                    serde_json::from_value(value).map_err(|source| Error::InvalidSpec {
-                        kind: "ControllerRevision".to_owned(),
-                        namespace: namespace.to_owned(),
-                        name: name.to_owned(),
-                        source,
-                    })?;
-                match self.api.create(&PostParams::default(), &object).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-                    Err(source) => Err(Error::Api {
-                        action: format!("create controllerrevision {namespace}/{name}"),
-                        source,
-                    }),
-                }
-            }
-        }
-    }
-
-    /// Deletes the oldest unused revisions beyond `limit`.
-    async fn prune(&self, in_use: &[&str], limit: usize) {
-        let mut unused: Vec<&ControllerRevision> = self
-            .items
-            .iter()
-            .filter(|rev| !in_use.contains(&rev.metadata.name.as_deref().unwrap_or_default()))
-            .collect();
-        if unused.len() <= limit {
-            return;
-        }
-        unused.sort_by_key(|rev| rev.revision);
-        for rev in &unused[..unused.len() - limit] {
-            let Some(name) = rev.metadata.name.as_deref() else {
-                continue;
-            };
-            if let Err(err) = self.api.delete(name, &DeleteParams::default()).await {
-                debug!(revision = name, error = %err, "could not prune controllerrevision");
-            }
-        }
-    }
 }
 
 /// A label selector string from a LabelSelector (or the template's labels
