@@ -163,61 +163,11 @@ impl PodLife {
         }
         let mut last_failure: Option<String> = None;
         loop {
-            let current = pod.borrow().clone();
-            let (mut running, env) = match self.start(&current, &spec).await {
-                Ok(started) => started,
-                Err(failure) => {
-                    let phase = if self.restarts == 0 {
-                        "Pending"
-                    } else {
-                        "Running"
-                    };
-                    if last_failure.as_ref() != Some(&failure.message) {
-                        let note = failure.message.clone();
-                        self.event(true, failure.event_reason, "Start", note).await;
-                        last_failure = Some(failure.message.clone());
-                    }
-                    let state = waiting(failure.reason, &failure.message);
-                    self.report(pod, phase, false, state).await;
-                    if self.pause(pod, Duration::from_secs(1)).await {
-                        return;
-                    }
-                    continue;
-                }
+            let Some((mut running, env)) = self.start_retrying(pod, &spec, &mut last_failure).await
+            else {
+                return;
             };
-            debug!(pod = %self.name, namespace = %self.namespace, ip = %self.ip, "container started");
-            let note = format!("Started container {}", spec.container.name);
-            self.event(false, "Started", "Start", note).await;
-            let started_at = now_rfc3339();
-            let crash = spec
-                .crash_after
-                .map(|after| tokio::time::Instant::now() + after);
-            // Probes apply to processes only; without one (or when the pod
-            // is never ready) readiness is fixed and checked once.
-            let probing = !spec.never_ready && !matches!(spec.process, ProcessSpec::None);
-            let mut next_check = Some(tokio::time::Instant::now());
-            let ending = loop {
-                let at = next_check;
-                let check = async {
-                    sleep_until(at).await;
-                    let ip = self.ip.to_string();
-                    !spec.never_ready
-                        && (!probing || probe::ready(&spec.container, &ip, &self.dir, &env).await)
-                };
-                tokio::select! {
-                    biased;
-                    () = terminating(pod) => break Ending::Terminating,
-                    code = running.exited() => break Ending::Exited(code),
-                    () = sleep_until(crash) => break Ending::Crashed,
-                    ready = check => {
-                        next_check = probing
-                            .then(|| tokio::time::Instant::now() + self.shared.config.probe_period);
-                        let state = ContainerState::Running { started_at: started_at.clone() };
-                        self.report(pod, "Running", ready, state).await;
-                    }
-                }
-            };
-            let code = match ending {
+            let code = match self.supervise(pod, &spec, &mut running, &env).await {
                 Ending::Terminating => {
                     let note = format!("Stopping container {}", spec.container.name);
                     self.event(false, "Killing", "Kill", note).await;
@@ -236,35 +186,126 @@ impl PodLife {
                 }
                 Ending::Exited(code) => code,
             };
-            self.restarts += 1;
-            let exit_code = code.unwrap_or(-1);
-            self.last = Some(LastTermination {
-                reason: if exit_code == 0 { "Completed" } else { "Error" }.to_owned(),
-                exit_code,
-                finished_at: now_rfc3339(),
-            });
-            let policy = current.spec.as_ref().and_then(|s| s.restart_policy.clone());
-            if let Some(phase) = final_phase(policy.as_deref(), exit_code) {
-                let state = ContainerState::Terminated {
-                    reason: if exit_code == 0 { "Completed" } else { "Error" }.to_owned(),
-                    exit_code,
-                };
-                self.restarts -= 1;
-                self.report(pod, phase, false, state).await;
-                terminating(pod).await;
-                return;
-            }
-            let backoff =
-                self.shared.config.crash_backoff * 2u32.pow((self.restarts as u32 - 1).min(4));
-            let message = format!("back-off {backoff:?} restarting failed container");
-            self.event(true, "BackOff", "Restart", message.clone())
-                .await;
-            self.report(pod, "Running", false, waiting("CrashLoopBackOff", &message))
-                .await;
-            if self.pause(pod, backoff).await {
+            if !self.restart_after_exit(pod, code).await {
                 return;
             }
         }
+    }
+
+    /// Starts the container, retrying every second while it cannot start
+    /// (missing volume, bad key pair, ...). `None` once the pod terminates.
+    async fn start_retrying(
+        &mut self,
+        pod: &mut watch::Receiver<Pod>,
+        spec: &PodSpec,
+        last_failure: &mut Option<String>,
+    ) -> Option<(Running, Vec<(String, String)>)> {
+        loop {
+            let current = pod.borrow().clone();
+            match self.start(&current, spec).await {
+                Ok(started) => {
+                    debug!(pod = %self.name, namespace = %self.namespace, ip = %self.ip, "container started");
+                    let note = format!("Started container {}", spec.container.name);
+                    self.event(false, "Started", "Start", note).await;
+                    return Some(started);
+                }
+                Err(failure) => {
+                    let phase = if self.restarts == 0 {
+                        "Pending"
+                    } else {
+                        "Running"
+                    };
+                    if last_failure.as_ref() != Some(&failure.message) {
+                        let note = failure.message.clone();
+                        self.event(true, failure.event_reason, "Start", note).await;
+                        *last_failure = Some(failure.message.clone());
+                    }
+                    let state = waiting(failure.reason, &failure.message);
+                    self.report(pod, phase, false, state).await;
+                    if self.pause(pod, Duration::from_secs(1)).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports readiness while the container runs; returns how it ended.
+    async fn supervise(
+        &mut self,
+        pod: &mut watch::Receiver<Pod>,
+        spec: &PodSpec,
+        running: &mut Running,
+        env: &[(String, String)],
+    ) -> Ending {
+        let started_at = now_rfc3339();
+        let crash = spec
+            .crash_after
+            .map(|after| tokio::time::Instant::now() + after);
+        // Probes apply to processes only; without one (or when the pod is
+        // never ready) readiness is fixed and checked once.
+        let probing = !spec.never_ready && !matches!(spec.process, ProcessSpec::None);
+        let mut next_check = Some(tokio::time::Instant::now());
+        loop {
+            let at = next_check;
+            let check = async {
+                sleep_until(at).await;
+                let ip = self.ip.to_string();
+                !spec.never_ready
+                    && (!probing || probe::ready(&spec.container, &ip, &self.dir, env).await)
+            };
+            tokio::select! {
+                biased;
+                () = terminating(pod) => return Ending::Terminating,
+                code = running.exited() => return Ending::Exited(code),
+                () = sleep_until(crash) => return Ending::Crashed,
+                ready = check => {
+                    next_check = probing
+                        .then(|| tokio::time::Instant::now() + self.shared.config.probe_period);
+                    let state = ContainerState::Running { started_at: started_at.clone() };
+                    self.report(pod, "Running", ready, state).await;
+                }
+            }
+        }
+    }
+
+    /// Records an exit; ends the pod (restartPolicy) or backs off before a
+    /// restart. False when the pod is done or terminating.
+    async fn restart_after_exit(
+        &mut self,
+        pod: &mut watch::Receiver<Pod>,
+        code: Option<i32>,
+    ) -> bool {
+        let exit_code = code.unwrap_or(-1);
+        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+        let policy = pod
+            .borrow()
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone());
+        if let Some(phase) = final_phase(policy.as_deref(), exit_code) {
+            let state = ContainerState::Terminated {
+                reason: reason.to_owned(),
+                exit_code,
+            };
+            self.report(pod, phase, false, state).await;
+            terminating(pod).await;
+            return false;
+        }
+        self.restarts += 1;
+        self.last = Some(LastTermination {
+            reason: reason.to_owned(),
+            exit_code,
+            finished_at: now_rfc3339(),
+        });
+        let backoff =
+            self.shared.config.crash_backoff * 2u32.pow((self.restarts as u32 - 1).min(4));
+        let message = format!("back-off {backoff:?} restarting failed container");
+        self.event(true, "BackOff", "Restart", message.clone())
+            .await;
+        self.report(pod, "Running", false, waiting("CrashLoopBackOff", &message))
+            .await;
+        !self.pause(pod, backoff).await
     }
 
     /// Binds the pod to the sandbox node (`spec.nodeName`), which makes the
