@@ -253,4 +253,33 @@ fn certificate_rotation_restarts_followers_then_the_leader_keeping_quorum() {
     assert!(!leader_after.is_empty());
     assert_eq!(leader(&host).as_deref(), Ok(leader_after.as_str()));
     assert!(ready_ip(&host, NS, &leader_before).is_some());
+
+    // Two members at once would lose the majority: the pre-check waits, then fails clearly.
+    let greedy = TestHost::request(
+        "greedy",
+        target("zookeeper", NS, NAME),
+        json!({"max_unavailable": 2, "pre_check_timeout": "2s", "probe": {"port": ZK_CLIENT_PORT}}),
+    );
+    let refusing = world.host(Duration::from_secs(60));
+    let before: Vec<Option<String>> = (0..3)
+        .map(|i| pod(&refusing, NS, &format!("{NAME}-{i}")).and_then(|p| p.metadata.uid))
+        .collect();
+    match refusing.run::<RollingRestart>(&greedy) {
+        dbops_plugin_sdk::protocol::RunResponse::Error {
+            reason, message, ..
+        } => {
+            assert_eq!(reason, "PreCheckFailed", "{message}");
+            assert!(
+                message.contains("would leave 1 of 3 voting members: no majority"),
+                "{message}"
+            );
+        }
+        other => panic!("two members restarted at once: {other:?}"),
+    }
+    let after: Vec<Option<String>> = (0..3)
+        .map(|i| pod(&refusing, NS, &format!("{NAME}-{i}")).and_then(|p| p.metadata.uid))
+        .collect();
+    assert_eq!(before, after, "no pod was touched");
+    let events = refusing.events.lock().expect("events");
+    assert!(events.iter().any(|e| e.reason == "PreCheckWaiting"));
 }
