@@ -152,6 +152,11 @@ impl ApiError {
         )
     }
 
+    /// 415 for a request body in a format the sandbox cannot read.
+    pub fn unsupported_body(message: String) -> Self {
+        Self::new(415, "UnsupportedMediaType", message, None)
+    }
+
     /// 401.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized".into(), None)

@@ -1,6 +1,6 @@
 //! The real `kubectl` against the sandbox: get, list, watch, patch, apply
-//! (client- and server-side) and delete with a kubeconfig from
-//! `write_kubeconfig`.
+//! (client- and server-side), create, delete and auth can-i with a
+//! kubeconfig from `write_kubeconfig`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -178,6 +178,58 @@ fn kubectl_get_list_watch_patch_apply_delete() {
     assert!(
         watched.contains("configmap/cfg") && watched.contains("configmap/ssa"),
         "{watched}"
+    );
+
+    // Imperative creation (kubectl's typed clients send protobuf).
+    ok(&kc, &["create", "namespace", "made"], None);
+    ok(
+        &kc,
+        &[
+            "create",
+            "configmap",
+            "lit",
+            "-n",
+            "made",
+            "--from-literal=k=v",
+        ],
+        None,
+    );
+    ok(
+        &kc,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pw",
+            "-n",
+            "made",
+            "--from-literal=p=q",
+        ],
+        None,
+    );
+    assert_eq!(
+        ok(
+            &kc,
+            &[
+                "get",
+                "secret",
+                "pw",
+                "-n",
+                "made",
+                "-o",
+                "jsonpath={.data.p}"
+            ],
+            None
+        ),
+        "cQ=="
+    );
+    assert_eq!(
+        ok(
+            &kc,
+            &["get", "cm", "lit", "-n", "made", "-o", "jsonpath={.data.k}"],
+            None
+        ),
+        "v"
     );
 
     ok(&kc, &["delete", "cm", "cfg", "-n", "kc"], None);

@@ -151,6 +151,19 @@ async fn serve(state: &AppState, request: Request<Body>) -> ApiResult<Response<B
             .await
             .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?
     };
+    let (content_type, body) = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        let obj = proto::object(&body).ok_or_else(|| {
+            ApiError::unsupported_body(format!(
+                "the sandbox reads {content_type} bodies only for Namespaces, ConfigMaps, Secrets and ServiceAccounts; send JSON (e.g. kubectl apply -f)"
+            ))
+        })?;
+        (
+            "application/json".to_string(),
+            Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()),
+        )
+    } else {
+        (content_type, body)
+    };
     let call = Call {
         req,
         verb,

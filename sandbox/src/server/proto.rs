@@ -1,6 +1,7 @@
-//! Just enough protobuf to read a `SelfSubjectAccessReview` sent by
-//! kubectl (typed client-go clients send built-in review types as
-//! protobuf); answers are JSON, which client-go accepts.
+//! Just enough protobuf to read what kubectl's typed clients send as
+//! protobuf: `SelfSubjectAccessReview` (`kubectl auth can-i`) and the
+//! objects of `kubectl create namespace|configmap|secret|serviceaccount`.
+//! Answers are JSON, which client-go accepts.
 
 use serde_json::{Map, Value, json};
 
@@ -95,6 +96,86 @@ pub fn self_subject_access_review(body: &[u8]) -> Option<Value> {
     Some(
         json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, "spec": out}),
     )
+}
+
+fn text(bytes: &[u8]) -> Value {
+    json!(String::from_utf8_lossy(bytes))
+}
+
+/// A `map<string, string|bytes>` field (repeated entries of key=1, value=2).
+fn map_field(msg: &[u8], number: u64, value: impl Fn(&[u8]) -> Value) -> Option<Value> {
+    let entries: Map<String, Value> = fields(msg)
+        .into_iter()
+        .filter(|(f, _)| *f == number)
+        .map(|(_, entry)| {
+            let key = field(entry, 1)
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default();
+            (key, value(field(entry, 2).unwrap_or_default()))
+        })
+        .collect();
+    (!entries.is_empty()).then_some(Value::Object(entries))
+}
+
+/// The user-settable part of ObjectMeta.
+fn object_meta(msg: &[u8]) -> Value {
+    let mut meta = Map::new();
+    for (number, name) in [(1, "name"), (2, "generateName"), (3, "namespace")] {
+        if let Some(v) = field(msg, number) {
+            meta.insert(name.into(), text(v));
+        }
+    }
+    for (number, name) in [(11, "labels"), (12, "annotations")] {
+        if let Some(map) = map_field(msg, number, text) {
+            meta.insert(name.into(), map);
+        }
+    }
+    let finalizers: Vec<Value> = fields(msg)
+        .into_iter()
+        .filter(|(f, _)| *f == 14)
+        .map(|(_, v)| text(v))
+        .collect();
+    if !finalizers.is_empty() {
+        meta.insert("finalizers".into(), Value::Array(finalizers));
+    }
+    Value::Object(meta)
+}
+
+/// Decodes a `k8s\0`-framed protobuf object of a kind kubectl creates
+/// imperatively; None for other kinds.
+pub fn object(body: &[u8]) -> Option<Value> {
+    use base64::Engine as _;
+    let unknown = body.strip_prefix(b"k8s\0")?;
+    let type_meta = field(unknown, 1)?;
+    let api_version = String::from_utf8_lossy(field(type_meta, 1).unwrap_or_default()).into_owned();
+    let kind = String::from_utf8_lossy(field(type_meta, 2).unwrap_or_default()).into_owned();
+    let raw = field(unknown, 2)?;
+    let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": object_meta(field(raw, 1).unwrap_or_default())});
+    let b64 = |v: &[u8]| json!(base64::engine::general_purpose::STANDARD.encode(v));
+    match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Namespace" | "ServiceAccount") => {}
+        ("v1", "ConfigMap") => {
+            if let Some(data) = map_field(raw, 2, text) {
+                obj["data"] = data;
+            }
+            if let Some(data) = map_field(raw, 3, b64) {
+                obj["binaryData"] = data;
+            }
+        }
+        ("v1", "Secret") => {
+            if let Some(data) = map_field(raw, 2, b64) {
+                obj["data"] = data;
+            }
+            if let Some(t) = field(raw, 3) {
+                obj["type"] = text(t);
+            }
+            if let Some(data) = map_field(raw, 4, text) {
+                obj["stringData"] = data;
+            }
+        }
+        _ => return None,
+    }
+    Some(obj)
 }
 
 #[cfg(test)]
