@@ -73,7 +73,9 @@ pub fn check_against_plugins(
             checker.plugin_validate(step, catalog, &mut problems);
         }
     }
-    Problems(problems).into_result()
+    let mut problems = Problems(problems);
+    problems.sort();
+    problems.into_result()
 }
 
 struct Checker<'a> {

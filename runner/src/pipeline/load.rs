@@ -65,6 +65,9 @@ impl LoadOptions {
     }
 }
 
+/// Pipelines larger than this are refused (1 MiB).
+pub const MAX_SIZE: usize = 1 << 20;
+
 const TOP_KEYS: &[&str] = &["pipeline", "target", "defaults", "variables", "step"];
 const TARGET_SETTABLE: &[&str] = &[
     "target.engine",
@@ -94,20 +97,25 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Pipeline, Problems> {
 /// expands variables, validates everything that needs no plugin, and
 /// returns every problem at once.
 pub fn load_str(source: &str, path: &Path, options: &LoadOptions) -> Result<Pipeline, Problems> {
+    if source.len() > MAX_SIZE {
+        let message = format!(
+            "the pipeline is {} bytes long; the limit is {MAX_SIZE} bytes",
+            source.len()
+        );
+        return Err(Problem::new(path, "", message)
+            .with_help("is this the right file? pipelines are small TOML files")
+            .into());
+    }
     let map = SourceMap::new(path, source);
-    let root = tree::parse(&map, source).map_err(|p| {
-        let mut problems = Problems(p);
-        problems.sort();
-        problems
+    let root = tree::parse(&map, source).map_err(|mut p| {
+        p.truncate(tree::MAX_PROBLEMS);
+        Problems(p)
     })?;
     let entries: &[tree::Entry] = match &root.value {
         Value::Table(entries) => entries,
         _ => &[],
     };
-    let mut ctx = Ctx {
-        map,
-        problems: Vec::new(),
-    };
+    let mut ctx = Ctx::new(map);
     let top = Fields::new(
         entries,
         "",
@@ -131,7 +139,7 @@ pub fn load_str(source: &str, path: &Path, options: &LoadOptions) -> Result<Pipe
             defaults: &defaults,
         },
     );
-    Problems(ctx.problems).into_result()?;
+    Problems(ctx.finish()).into_result()?;
     Ok(Pipeline {
         path: path.to_path_buf(),
         name: header.name,
@@ -175,7 +183,7 @@ impl Sets {
                         key.clone(),
                         format!("`--set {key}=...`: unknown target field `{key}`"),
                     );
-                    ctx.problems.push(problem.with_help(help));
+                    ctx.push(problem.with_help(help));
                 }
             } else {
                 sets.vars.insert(key.clone(), value.clone());
@@ -194,7 +202,7 @@ impl Sets {
                 key.clone(),
                 format!("`--set {key}=...`: the pipeline declares no variable `{key}`"),
             );
-            ctx.problems.push(problem.with_help(help));
+            ctx.push(problem.with_help(help));
         }
         for key in self.target.keys() {
             let problem = Problem::new(
@@ -225,7 +233,7 @@ fn header(ctx: &mut Ctx<'_>, top: &Fields<'_>) -> Header {
         on_failure: OnFailure::Rollback,
     };
     let Some(entry) = top.get("pipeline") else {
-        ctx.problems.push(
+        ctx.push(
             Problem::new(
                 ctx.map.file(),
                 "pipeline",
@@ -412,7 +420,7 @@ fn coerce(ctx: &mut Ctx<'_>, name: &str, text: &str, default: Option<&Json>) -> 
             Some(Json::Number(n)) if n.is_i64() => "an integer",
             _ => "a number",
         };
-        ctx.problems.push(Problem::new(
+        ctx.push(Problem::new(
             ctx.map.file(),
             name.to_string(),
             format!("`--set {name}={text}`: variable `{name}` must be {kind}, like its default"),
@@ -515,7 +523,7 @@ fn bad_field(ctx: &mut Ctx<'_>, field: &Field, key: &str, message: String, help:
                 key.to_string(),
                 format!("`--set {key}={}`: {message}", field.text),
             );
-            ctx.problems.push(problem.with_help(help));
+            ctx.push(problem.with_help(help));
         }
     }
 }
@@ -543,7 +551,7 @@ fn target(
     let mut target = Target::default();
     let mut fields_map = BTreeMap::new();
     let Some(entry) = top.get("target") else {
-        ctx.problems.push(
+        ctx.push(
             Problem::new(ctx.map.file(), "target", "missing required table [target]")
                 .with_help("add `[target]` with `engine`, `namespace` and `name` of the database"),
         );

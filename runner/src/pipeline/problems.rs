@@ -154,14 +154,9 @@ impl Problems {
         });
     }
 
-    /// `Ok(())` when empty, else `Err(self)` sorted.
-    pub fn into_result(mut self) -> Result<(), Problems> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            self.sort();
-            Err(self)
-        }
+    /// `Ok(())` when empty, else `Err(self)`.
+    pub fn into_result(self) -> Result<(), Problems> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 }
 
@@ -199,12 +194,28 @@ impl std::error::Error for Problems {}
 pub struct SourceMap<'a> {
     file: &'a Path,
     source: &'a str,
+    /// Byte offset where each line starts, and whether the line is ASCII
+    /// (then columns are byte distances).
+    lines: Vec<(usize, bool)>,
 }
 
 impl<'a> SourceMap<'a> {
     /// A map over `source`, read from `file`.
     pub fn new(file: &'a Path, source: &'a str) -> Self {
-        SourceMap { file, source }
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for line in source.split_inclusive('\n') {
+            lines.push((start, line.is_ascii()));
+            start += line.len();
+        }
+        if lines.is_empty() || source.ends_with('\n') {
+            lines.push((start, true));
+        }
+        SourceMap {
+            file,
+            source,
+            lines,
+        }
     }
 
     /// The file name.
@@ -220,11 +231,21 @@ impl<'a> SourceMap<'a> {
     /// 1-based line and column (in characters) of a byte offset.
     pub fn location(&self, offset: usize) -> Location {
         let offset = floor_char_boundary(self.source, offset.min(self.source.len()));
-        let before = &self.source[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = self.source[line_start..offset].chars().count() + 1;
-        Location { line, column }
+        let index = self
+            .lines
+            .partition_point(|(start, _)| *start <= offset)
+            .max(1)
+            - 1;
+        let (line_start, ascii) = self.lines.get(index).copied().unwrap_or((0, true));
+        let column = if ascii {
+            offset - line_start + 1
+        } else {
+            self.source[line_start..offset].chars().count() + 1
+        };
+        Location {
+            line: index + 1,
+            column,
+        }
     }
 
     /// A problem underlining `span`.
@@ -377,6 +398,19 @@ mod tests {
             text.contains("2 |     nmae = 1\n  |     ^^^^ here"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn locations_at_line_starts_ends_and_past_the_end() {
+        let source = "ab\ncd\n";
+        let map = SourceMap::new(Path::new("p.toml"), source);
+        assert_eq!(map.location(0), Location { line: 1, column: 1 });
+        assert_eq!(map.location(2), Location { line: 1, column: 3 });
+        assert_eq!(map.location(3), Location { line: 2, column: 1 });
+        assert_eq!(map.location(6), Location { line: 3, column: 1 });
+        assert_eq!(map.location(99), Location { line: 3, column: 1 });
+        let empty = SourceMap::new(Path::new("p.toml"), "");
+        assert_eq!(empty.location(0), Location { line: 1, column: 1 });
     }
 
     #[test]

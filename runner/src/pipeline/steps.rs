@@ -41,7 +41,7 @@ const STEP_KEYS: &[&str] = &[
 /// Reads every `[[step]]`.
 pub(crate) fn steps(ctx: &mut Ctx<'_>, top: &Fields<'_>, env: &StepEnv<'_>) -> Vec<StepSpec> {
     let no_steps = |ctx: &mut Ctx<'_>| {
-        ctx.problems.push(
+        ctx.push(
             Problem::new(ctx.map.file(), "step", "the pipeline has no steps")
                 .with_help("add at least one `[[step]]` table with `id` and `uses`"),
         );
@@ -82,7 +82,11 @@ pub(crate) fn steps(ctx: &mut Ctx<'_>, top: &Fields<'_>, env: &StepEnv<'_>) -> V
     let ids = step_ids(ctx, items);
     let all: Vec<String> = ids.iter().flatten().cloned().collect();
     let mut specs = Vec::new();
+    // Valid ids of the steps before the current one: a prefix of `all`.
+    let mut before = 0;
     for (index, item) in items.iter().enumerate() {
+        let earlier = &all[..before];
+        before += usize::from(ids[index].is_some());
         let Value::Table(entries) = &item.value else {
             ctx.error(
                 item.span.clone(),
@@ -93,9 +97,8 @@ pub(crate) fn steps(ctx: &mut Ctx<'_>, top: &Fields<'_>, env: &StepEnv<'_>) -> V
             );
             continue;
         };
-        let earlier: Vec<String> = ids[..index].iter().flatten().cloned().collect();
         let id = ids[index].clone();
-        if let Some(spec) = step(ctx, index, item, entries, id, &earlier, &all, env) {
+        if let Some(spec) = step(ctx, index, item, entries, id, earlier, &all, env) {
             specs.push(spec);
         }
     }

@@ -233,3 +233,58 @@ fn the_documented_example_loads() {
         "variable `ca_secret` has no default and was not set"
     );
 }
+
+#[test]
+fn hostile_nesting_and_sizes_do_not_crash() {
+    let deep = format!(
+        "[pipeline]\nname = \"x\"\n[[step]]\nid = \"a\"\nuses = \"b\"\nwith = {{ v = {}1{} }}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let err = load_str(&deep, Path::new("deep.toml"), &options(&[])).unwrap_err();
+    assert_eq!(
+        err.0[0].message,
+        "invalid TOML: cannot recurse further; max recursion depth met"
+    );
+    let tables = format!(
+        "[pipeline]\nname = \"x\"\n[[step]]\nid = \"a\"\nuses = \"b\"\nwith = {}1{}\n",
+        "{ a = ".repeat(5000),
+        " }".repeat(5000)
+    );
+    let err = load_str(&tables, Path::new("deep.toml"), &options(&[])).unwrap_err();
+    assert_eq!(
+        err.0[0].message,
+        "invalid TOML: cannot recurse further; max recursion depth met"
+    );
+    let many: String = (0..5000).map(|i| format!("k{i} = 1, ")).collect();
+    let wide = format!("pipeline = {{ name = \"x\", {many} }}\n");
+    let err = load_str(&wide, Path::new("wide.toml"), &options(&[])).unwrap_err();
+    assert_eq!(err.len(), 101);
+    assert!(
+        err.0[100].message.ends_with("more problems are not shown"),
+        "{}",
+        err.0[100].message
+    );
+    let huge = " ".repeat(load::MAX_SIZE + 1);
+    let err = load_str(&huge, Path::new("huge.toml"), &options(&[])).unwrap_err();
+    assert!(err.0[0].message.contains("the limit is 1048576 bytes"));
+}
+
+#[test]
+fn five_thousand_steps_load_with_their_references() {
+    let mut source = String::from(
+        "[pipeline]\nname = \"x\"\n[target]\nengine = \"generic\"\nnamespace = \"n\"\nname = \"t\"\n",
+    );
+    for i in 0..5000 {
+        source.push_str(&format!(
+            "[[step]]\nid = \"s{i}\"\nuses = \"p\"\nwith = {{ a = \"${{steps.s0.outputs.x}}\", b = [1, 2, {{ c = \"${{target.name}}\" }}] }}\n"
+        ));
+    }
+    source = source.replacen("${steps.s0.outputs.x}", "first", 1);
+    let p = match load_str(&source, Path::new("big.toml"), &options(&[])) {
+        Ok(p) => p,
+        Err(problems) => panic!("{problems}"),
+    };
+    assert_eq!(p.steps.len(), 5000);
+    assert_eq!(p.steps[4999].with["b"][2]["c"], json!("t"));
+}

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
-use super::problems::{Problem, SourceMap, did_you_mean, list};
+use super::problems::{Problem, Problems, SourceMap, did_you_mean, list};
 
 /// A TOML value with the byte span it was written at.
 #[derive(Debug, Clone)]
@@ -207,16 +207,13 @@ impl<'a> Fields<'a> {
             }
             let help = did_you_mean(&entry.key, allowed.iter().copied())
                 .unwrap_or_else(|| format!("allowed keys are {}", list(allowed)));
-            let problem = ctx
-                .map
-                .problem(
-                    entry.key_span.clone(),
-                    self.key_path(&entry.key),
-                    format!("unknown key `{}` in {}", entry.key, self.name),
-                    "unknown key",
-                )
-                .with_help(help);
-            ctx.problems.push(problem);
+            ctx.error(
+                entry.key_span.clone(),
+                self.key_path(&entry.key),
+                format!("unknown key `{}` in {}", entry.key, self.name),
+                "unknown key",
+                Some(help),
+            );
         }
     }
 
@@ -224,16 +221,13 @@ impl<'a> Fields<'a> {
     pub fn require(&self, ctx: &mut Ctx<'_>, key: &str, help: &str) -> Option<&'a Entry> {
         let entry = self.get(key);
         if entry.is_none() {
-            let problem = ctx
-                .map
-                .problem(
-                    self.span.clone(),
-                    self.key_path(key),
-                    format!("missing required key `{key}` in {}", self.name),
-                    format!("`{key}` is missing here"),
-                )
-                .with_help(help.to_string());
-            ctx.problems.push(problem);
+            ctx.error(
+                self.span.clone(),
+                self.key_path(key),
+                format!("missing required key `{key}` in {}", self.name),
+                format!("`{key}` is missing here"),
+                Some(help.to_string()),
+            );
         }
         entry
     }
@@ -300,9 +294,50 @@ impl<'a> Fields<'a> {
 pub(crate) struct Ctx<'a> {
     pub map: SourceMap<'a>,
     pub problems: Vec<Problem>,
+    /// Problems not recorded because [`MAX_PROBLEMS`] were found.
+    pub dropped: usize,
 }
 
+/// Hostile input could yield problems by the million; after this many,
+/// the rest are only counted.
+pub(crate) const MAX_PROBLEMS: usize = 100;
+
 impl<'a> Ctx<'a> {
+    /// An empty collection over `map`.
+    pub fn new(map: SourceMap<'a>) -> Self {
+        Ctx {
+            map,
+            problems: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Records a problem built elsewhere.
+    pub fn push(&mut self, problem: Problem) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(problem);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Every problem, with a note about the ones not shown.
+    pub fn finish(mut self) -> Vec<Problem> {
+        let mut problems = Problems(std::mem::take(&mut self.problems));
+        problems.sort();
+        self.problems = problems.0;
+        if self.dropped > 0 {
+            let note = Problem::new(
+                self.map.file(),
+                "",
+                format!("{} more problems are not shown", self.dropped),
+            )
+            .with_help("fix the problems above and validate again");
+            self.problems.push(note);
+        }
+        self.problems
+    }
+
     /// Records a problem underlining `span`.
     pub fn error(
         &mut self,
@@ -312,6 +347,10 @@ impl<'a> Ctx<'a> {
         label: impl Into<String>,
         help: Option<String>,
     ) {
+        if self.problems.len() >= MAX_PROBLEMS {
+            self.dropped += 1;
+            return;
+        }
         let problem = self
             .map
             .problem(span, key, message, label)
