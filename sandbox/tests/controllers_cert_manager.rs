@@ -256,6 +256,29 @@ async fn ca_issuer_issues_and_renews_a_verifiable_certificate() {
         .expect("patch spec");
     ready_at(&certs, "zk-server", 3).await;
     let secret = secrets.get("zk-server-tls").await.expect("secret");
+    let before = serial_and_verify(&secret);
+
+    // A secretTemplate change only updates the Secret's metadata.
+    let patch = json!({"spec": {"secretTemplate": {"labels": {"team": "db"}}}});
+    certs
+        .patch("zk-server", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patch secretTemplate");
+    let labelled = eventually("secretTemplate label on the Secret", || async {
+        let secret = secrets.get("zk-server-tls").await.ok()?;
+        let labels = secret.metadata.labels.clone().unwrap_or_default();
+        (labels.get("team").map(String::as_str) == Some("db")).then_some(secret)
+    })
+    .await;
+    assert_eq!(
+        serial_and_verify(&labelled),
+        before,
+        "no reissue for metadata"
+    );
+    assert_eq!(
+        certs.get("zk-server").await.expect("cert").data["status"]["revision"],
+        json!(3)
+    );
     assert!(
         secret.metadata.annotations.unwrap_or_default()["cert-manager.io/alt-names"]
             .contains("zk-2.zk-pods.db.svc")

@@ -95,6 +95,7 @@ pub(super) async fn reconcile(
             "Certificate is up to date and has not expired",
         );
         update.conditions(&[ready], &["Issuing"]).await?;
+        sync_secret_template(&secrets, &spec, secret.as_ref()).await?;
         return Ok(requeue_at(status.get("renewalTime"), now));
     };
 
@@ -372,6 +373,43 @@ async fn write_secret(
         }
     };
     result.map_err(|source| Error::Api { action, source })
+}
+
+/// Copies `spec.secretTemplate` annotations and labels onto an existing
+/// Secret (no new certificate needed for that).
+async fn sync_secret_template(
+    secrets: &Api<Secret>,
+    spec: &CertificateSpec,
+    secret: Option<&Secret>,
+) -> Result<(), Error> {
+    let Some(secret) = secret else {
+        return Ok(());
+    };
+    let missing = |wanted: &BTreeMap<String, String>, have: Option<&BTreeMap<String, String>>| {
+        wanted
+            .iter()
+            .any(|(k, v)| have.and_then(|h| h.get(k)) != Some(v))
+    };
+    let template = &spec.secret_template;
+    if !missing(&template.annotations, secret.metadata.annotations.as_ref())
+        && !missing(&template.labels, secret.metadata.labels.as_ref())
+    {
+        return Ok(());
+    }
+    let patch =
+        json!({"metadata": {"annotations": template.annotations, "labels": template.labels}});
+    secrets
+        .patch(
+            &spec.secret_name,
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Api {
+            action: format!("apply secretTemplate to Secret {}", spec.secret_name),
+            source,
+        })
 }
 
 /// Writes status conditions when they differ from the current ones.
