@@ -57,14 +57,14 @@ impl KeyAlgorithm {
         matches!(self, KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa4096)
     }
 
-    /// The `openssl req -newkey` argument generating the same kind of key
-    /// (used by the benchmark and by tests).
-    pub fn openssl_newkey(self) -> &'static str {
+    /// The `openssl req` arguments generating the same kind of key
+    /// (`-newkey ...`), for the benchmark and tests.
+    pub fn openssl_newkey_args(self) -> &'static [&'static str] {
         match self {
-            KeyAlgorithm::EcdsaP256 => "ec:P-256",
-            KeyAlgorithm::EcdsaP384 => "ec:P-384",
-            KeyAlgorithm::Rsa2048 => "rsa:2048",
-            KeyAlgorithm::Rsa4096 => "rsa:4096",
+            KeyAlgorithm::EcdsaP256 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            KeyAlgorithm::EcdsaP384 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            KeyAlgorithm::Rsa2048 => &["-newkey", "rsa:2048"],
+            KeyAlgorithm::Rsa4096 => &["-newkey", "rsa:4096"],
         }
     }
 

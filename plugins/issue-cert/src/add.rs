@@ -66,6 +66,14 @@ pub fn run(job: &mut Job<'_, '_>, spec: &LeafSpec) -> StepResult<Outputs> {
         return job.finish(outputs);
     };
 
+    if ctx.dry_run() {
+        ctx.info(&format!(
+            "dry run: would issue a certificate from {} into Secret {}: {reason}",
+            issuer.kind_name(),
+            job.secret_name
+        ));
+        return Ok(job.outputs(true, current.as_ref().map(|c| &c.info)));
+    }
     let keep_key = job.config.certificate.rotation_policy == RotationPolicy::Never;
     let reuse_key = match (&current, keep_key) {
         (Some(c), true) => c

@@ -145,6 +145,13 @@ fn load_or_create_ca(
         algorithm: issuer.ca_key_algorithm.into(),
     };
     let ca = Ca::create(&spec).map_err(certs_error)?;
+    if ctx.dry_run() {
+        ctx.info(&format!(
+            "dry run: would create CA {} in Secret {name}",
+            spec.subject.common_name
+        ));
+        return Ok(ca);
+    }
     state.before_write(ctx, secrets, name, None)?;
     let data = BTreeMap::from([
         (TLS_CRT.to_owned(), ca.cert_pem().into_bytes()),

@@ -208,8 +208,11 @@ impl<'c, 'h> Job<'c, 'h> {
         outputs
     }
 
-    /// Save the outputs as the step's result and return them.
+    /// Save the outputs as the step's result (not in a dry run) and return them.
     pub fn finish(&mut self, outputs: Outputs) -> StepResult<Outputs> {
+        if self.ctx.dry_run() {
+            return Ok(outputs);
+        }
         self.state.finish(self.ctx, &outputs)?;
         Ok(outputs)
     }

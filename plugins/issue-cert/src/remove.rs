@@ -6,6 +6,7 @@
 //! restart first), unless `force = true`. Everything deleted is backed up
 //! for this run, so compensation restores it.
 
+use dbops_plugin_sdk::k8s_openapi::api::core::v1::Secret;
 use dbops_plugin_sdk::kube::DeleteParams;
 use dbops_plugin_sdk::serde_json::Value;
 use dbops_plugin_sdk::{EventType, Outputs, StepError, StepResult};
@@ -35,9 +36,87 @@ pub fn run(job: &mut Job<'_, '_>) -> StepResult<Outputs> {
             }
         }
     }
-    let mut deleted = Vec::new();
+    let victims = plan(job)?;
+    let names: Vec<String> = victims.iter().map(Victim::describe).collect();
+    if ctx.dry_run() {
+        ctx.info(&format!(
+            "dry run: would delete {}",
+            if names.is_empty() {
+                "nothing".into()
+            } else {
+                names.join(", ")
+            }
+        ));
+        let mut outputs = job.outputs(!names.is_empty(), None);
+        outputs.insert("deleted".into(), Value::String(names.join(",")));
+        return Ok(outputs);
+    }
+    for victim in victims {
+        match victim {
+            Victim::Certificate(name, spec) => {
+                if job.state.certificate.is_none() {
+                    job.state.certificate = Some(CertificateChange {
+                        name: name.clone(),
+                        previous_spec: Some(spec),
+                    });
+                    ctx.save_state(&job.state)?;
+                }
+                ctx.kube()
+                    .dynamic(certificate_resource(), Some(&target.namespace))
+                    .delete(&name, &DeleteParams::default())?;
+            }
+            Victim::Secret(name, secret) => {
+                job.state
+                    .before_write(ctx, &job.secrets, &name, Some(&secret))?;
+                job.secrets.api_delete(&name)?;
+            }
+            Victim::Backup(name) => {
+                job.secrets.api_delete(&name)?;
+            }
+        }
+    }
 
-    // The cert-manager Certificate first, so cert-manager does not re-create its Secret.
+    let resumed = !job.state.touched.is_empty();
+    let changed = !names.is_empty() || resumed;
+    let message = if names.is_empty() {
+        format!("nothing to remove for Secret {}", job.secret_name)
+    } else {
+        format!("removed {}", names.join(", "))
+    };
+    ctx.info(&message);
+    if !names.is_empty() {
+        ctx.event(EventType::Normal, "TlsRemoved", &message);
+    }
+    let mut outputs = job.outputs(changed, None);
+    outputs.insert("deleted".into(), Value::String(names.join(",")));
+    job.finish(outputs)
+}
+
+/// Something `remove` deletes.
+enum Victim {
+    /// A Certificate dbops created, with its spec (restored by compensation).
+    Certificate(String, Value),
+    /// A Secret, backed up before deletion.
+    Secret(String, Box<Secret>),
+    /// An earlier run's backup (deleted without a copy).
+    Backup(String),
+}
+
+impl Victim {
+    fn describe(&self) -> String {
+        match self {
+            Victim::Certificate(name, _) => format!("Certificate {name}"),
+            Victim::Secret(name, _) | Victim::Backup(name) => format!("Secret {name}"),
+        }
+    }
+}
+
+/// What to delete, in order (reads only). The Certificate comes first, so
+/// cert-manager does not re-create its Secret.
+fn plan(job: &Job<'_, '_>) -> StepResult<Vec<Victim>> {
+    let ctx = job.ctx;
+    let target = ctx.target();
+    let mut victims = Vec::new();
     let certificate = job
         .config
         .issuer
@@ -47,30 +126,23 @@ pub fn run(job: &mut Job<'_, '_>) -> StepResult<Outputs> {
     let certificates = ctx
         .kube()
         .dynamic(certificate_resource(), Some(&target.namespace));
+    let label = format!("/metadata/labels/{}", secrets::TARGET.replace('/', "~1"));
     if let Some(object) = certificates.get_opt(&certificate).or_else(absent_api)?
-        && object
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                secrets::TARGET.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
+        && object.pointer(&label).and_then(Value::as_str)
             == Some(label_value(&target.name).as_str())
     {
-        if job.state.certificate.is_none() {
-            job.state.certificate = Some(CertificateChange {
-                name: certificate.clone(),
-                previous_spec: object.get("spec").cloned(),
-            });
-            ctx.save_state(&job.state)?;
-        }
-        certificates.delete(&certificate, &DeleteParams::default())?;
-        deleted.push(format!("Certificate {certificate}"));
+        victims.push(Victim::Certificate(
+            certificate,
+            object.get("spec").cloned().unwrap_or(Value::Null),
+        ));
     }
+    let ours_certificate = job.state.certificate.is_some() || !victims.is_empty();
 
+    let staging = format!("{}-cm", job.secret_name);
     let mut candidates = vec![
         job.secret_name.clone(),
         job.password_secret.clone(),
-        format!("{}-cm", job.secret_name),
+        staging.clone(),
     ];
     if let Some(issuer) = job
         .config
@@ -84,53 +156,29 @@ pub fn run(job: &mut Job<'_, '_>) -> StepResult<Outputs> {
         let Some(secret) = job.secrets.get(&name)? else {
             continue;
         };
-        let staging = name.ends_with("-cm") && deleted.iter().any(|d| d.starts_with("Certificate"));
-        if !job.secrets.is_ours(&secret) && !staging {
-            if name == job.secret_name {
-                ctx.warn(&format!(
-                    "Secret {name} was not created by dbops for this target; leaving it"
-                ));
-            }
-            continue;
+        if job.secrets.is_ours(&secret) || (name == staging && ours_certificate) {
+            victims.push(Victim::Secret(name, Box::new(secret)));
+        } else if name == job.secret_name {
+            ctx.warn(&format!(
+                "Secret {name} was not created by dbops for this target; leaving it"
+            ));
         }
-        job.state
-            .before_write(ctx, &job.secrets, &name, Some(&secret))?;
-        job.secrets.api_delete(&name)?;
-        deleted.push(format!("Secret {name}"));
     }
-    let own_backup = job
+    let this_run: Vec<&str> = job
         .state
-        .backup_of(&job.secret_name)
-        .map(str::to_owned)
-        .unwrap_or_default();
+        .touched
+        .iter()
+        .filter_map(|t| t.backup.as_deref())
+        .collect();
     for backup in job.secrets.backups_of(&job.secret_name)? {
         let name = backup.metadata.name.unwrap_or_default();
-        if name != own_backup
-            && job
-                .state
-                .touched
-                .iter()
-                .all(|t| t.backup.as_deref() != Some(name.as_str()))
-        {
-            job.secrets.api_delete(&name)?;
-            deleted.push(format!("Secret {name}"));
+        let made_now = this_run.contains(&name.as_str())
+            || victims.iter().any(|v| matches!(v, Victim::Secret(s, _) if secrets::backup_name(s, ctx.run_id(), ctx.step_id()) == name));
+        if !made_now {
+            victims.push(Victim::Backup(name));
         }
     }
-
-    let resumed = !job.state.touched.is_empty();
-    let changed = !deleted.is_empty() || resumed;
-    let message = if deleted.is_empty() {
-        format!("nothing to remove for Secret {}", job.secret_name)
-    } else {
-        format!("removed {}", deleted.join(", "))
-    };
-    ctx.info(&message);
-    if !deleted.is_empty() {
-        ctx.event(EventType::Normal, "TlsRemoved", &message);
-    }
-    let mut outputs = job.outputs(changed, None);
-    outputs.insert("deleted".into(), Value::String(deleted.join(",")));
-    job.finish(outputs)
+    Ok(victims)
 }
 
 /// Whether the pod template mounts Secret `name` (volume, projected

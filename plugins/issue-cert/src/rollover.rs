@@ -98,6 +98,18 @@ pub fn run(job: &mut Job<'_, '_>, spec: &LeafSpec) -> StepResult<Outputs> {
         ));
         return finish(job, false, &current, None);
     };
+    if ctx.dry_run() {
+        let done = progress.done(phase);
+        ctx.info(&format!(
+            "dry run: update-issuer phase {} for Secret {}: {}",
+            phase.name(),
+            job.secret_name,
+            if done { "already done" } else { "would run" }
+        ));
+        let mut outputs = job.outputs(!done, Some(&current.info));
+        outputs.insert("phase".into(), Value::String(phase.name().to_owned()));
+        return Ok(outputs);
+    }
     if job.state.phase.is_none() {
         job.state.phase = Some(phase);
         ctx.save_state(&job.state)?;

@@ -363,3 +363,35 @@ fn remove_refuses_while_mounted_then_deletes_only_what_add_created_and_rollback_
     );
     assert!(world.secret("zk-tls-keystore-password").is_some());
 }
+
+#[test]
+fn dry_runs_report_what_would_change_and_write_nothing() {
+    let world = World::start(&[]);
+    let host = world.host();
+    let outputs = support::run_dry(&host, "zookeeper", add_with());
+    assert_eq!(outputs["changed"], json!(true));
+    assert!(world.secret("zk-tls").is_none() && world.secret("zk-ca").is_none());
+    let logs: Vec<String> = host
+        .logs
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|l| l.message.clone())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l.starts_with("dry run: would issue")),
+        "{logs:?}"
+    );
+
+    run(&world.host(), "zookeeper", add_with());
+    let update = json!({"action": "update-issuer", "issuer": {"kind": "ca", "name": "zk-ca-2", "create_if_missing": true}});
+    let outputs = support::run_dry(&world.host(), "zookeeper", update);
+    assert_eq!(out(&outputs, "phase"), "trust-both");
+    assert!(world.secret("zk-ca-2").is_none());
+    let outputs = support::run_dry(&world.host(), "zookeeper", json!({"action": "remove"}));
+    assert_eq!(
+        out(&outputs, "deleted"),
+        "Secret zk-tls,Secret zk-tls-keystore-password"
+    );
+    assert!(world.secret("zk-tls").is_some());
+}

@@ -190,6 +190,18 @@ pub fn try_run(host: &Host, engine: &str, with: Value) -> Result<Outputs, (Strin
     }
 }
 
+/// Run the step as a dry run (the host refuses writes).
+pub fn run_dry(host: &Host, engine: &str, with: Value) -> Outputs {
+    let mut request = host.request(engine, with);
+    request.dry_run = true;
+    match host.run::<IssueCert>(&request) {
+        RunResponse::Ok { outputs, .. } => outputs,
+        RunResponse::Error {
+            reason, message, ..
+        } => panic!("dry run failed: {reason}: {message}"),
+    }
+}
+
 /// Compensate the step with the host's durable state.
 pub fn compensate(host: &Host, engine: &str, with: Value) {
     let request = host.request(engine, with);
