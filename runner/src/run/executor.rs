@@ -19,16 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use dbops_plugin_sdk::protocol::RunRequest;
-use dbops_plugin_sdk::{ErrorClass, Outputs};
-use rand::Rng;
+use dbops_plugin_sdk::Outputs;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::attempt::{self, Call, CallKind, CallOutcome};
+use super::attempt::{CallKind, CallOutcome};
 use super::host::StepEnv;
 use super::journal::StepState;
-use crate::pipeline::{self, OnFailure, Pipeline, RetryPolicy, StepSpec};
+use crate::pipeline::{self, OnFailure, Pipeline, StepSpec};
 use crate::plugins::PluginSet;
 use crate::telemetry;
 
@@ -121,17 +119,6 @@ fn with_grace(cancel: &CancellationToken, grace: Duration) -> CancellationToken 
         inner.cancel();
     });
     token
-}
-
-/// Exponential backoff with jitter before attempt `tries + 1`: between half
-/// and all of `initial * 2^(tries-1)`, capped at `max`.
-pub fn backoff(policy: &RetryPolicy, tries: u32) -> Duration {
-    let exp = policy
-        .initial_backoff
-        .saturating_mul(2u32.saturating_pow(tries.saturating_sub(1)));
-    let capped = exp.min(policy.max_backoff);
-    let factor = rand::rng().random_range(0.5..=1.0);
-    capped.mul_f64(factor)
 }
 
 impl Executor {
@@ -250,7 +237,7 @@ impl Executor {
         }
     }
 
-    async fn mark(
+    pub(super) async fn mark(
         &self,
         index: usize,
         state: StepState,
@@ -456,243 +443,11 @@ impl Executor {
             message,
         })
     }
-
-    /// Call the plugin until success, a permanent error, the retry budget
-    /// or cancellation. For `run`, each attempt is recorded in the journal
-    /// first (so a resumed run counts on from it).
-    #[allow(clippy::too_many_arguments)]
-    async fn attempts(
-        &self,
-        index: usize,
-        step: &StepSpec,
-        plugin: dbops_plugin_sdk::abi::PluginRef,
-        kind: CallKind,
-        with: serde_json::Value,
-        step_outputs: Outputs,
-        previous_attempts: u32,
-        cancel: &CancellationToken,
-        span: &tracing::Span,
-    ) -> CallOutcome {
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            let attempt = previous_attempts + tries;
-            span.record("step.attempts", attempt);
-            if kind == CallKind::Run {
-                let result = self
-                    .env
-                    .journal
-                    .update(|record| {
-                        if let Some(s) = record.steps.get_mut(index) {
-                            s.state = StepState::Running;
-                            s.attempts = attempt;
-                            s.started_at.get_or_insert_with(Utc::now);
-                        }
-                    })
-                    .await;
-                if let Err(e) = result {
-                    return CallOutcome::Failed {
-                        class: ErrorClass::Transient,
-                        reason: "JournalUnavailable".into(),
-                        message: format!("cannot record the attempt in the run journal: {e}"),
-                    };
-                }
-            }
-            tracing::info!(
-                attempt,
-                "{} step {} ({})",
-                if kind == CallKind::Run {
-                    "starting"
-                } else {
-                    "compensating"
-                },
-                step.id,
-                step.uses
-            );
-            let request = RunRequest {
-                step_id: step.id.clone(),
-                run_id: self.run_id.clone(),
-                trace_id: self.trace_id.clone(),
-                attempt,
-                dry_run: self.env.dry_run,
-                target: self.pipeline.target.clone(),
-                with: with.clone(),
-                outputs: step_outputs.clone(),
-            };
-            let outcome = attempt::call(
-                self.env.clone(),
-                Call {
-                    plugin,
-                    kind,
-                    request: &request,
-                    step_index: index,
-                    span: span.clone(),
-                    timeout: step.timeout,
-                    cancel: cancel.clone(),
-                },
-            )
-            .await;
-            let CallOutcome::Failed {
-                class,
-                reason,
-                message,
-            } = &outcome
-            else {
-                return outcome;
-            };
-            if *class != ErrorClass::Transient
-                || tries >= step.retry.attempts.max(1)
-                || cancel.is_cancelled()
-            {
-                return outcome;
-            }
-            let delay = backoff(&step.retry, tries);
-            tracing::warn!(
-                attempt,
-                reason = %reason,
-                "step {} failed with a transient error, retrying in {}: {message}",
-                step.id,
-                humantime::format_duration(Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)))
-            );
-            if kind == CallKind::Run {
-                let (reason, message) = (reason.clone(), message.clone());
-                let _ = self
-                    .env
-                    .journal
-                    .update(|record| {
-                        if let Some(s) = record.steps.get_mut(index) {
-                            s.reason = Some(reason);
-                            s.message = Some(message);
-                        }
-                    })
-                    .await;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = cancel.cancelled() => {
-                    return CallOutcome::Interrupted { message: "interrupted while waiting to retry".into() };
-                }
-            }
-        }
-    }
-
-    /// Compensate the steps that succeeded before `failed_at`, last first.
-    /// Returns whether every one that needed it was compensated.
-    async fn roll_back(
-        &self,
-        failed_at: usize,
-        outputs: &BTreeMap<String, Outputs>,
-        cancel: &CancellationToken,
-    ) -> bool {
-        let recorded = self.env.journal.snapshot().await;
-        let mut complete = true;
-        for index in (0..failed_at).rev() {
-            let step = &self.pipeline.steps[index];
-            let Some(record) = recorded.steps.get(index) else {
-                continue;
-            };
-            if record.state != StepState::Succeeded {
-                continue;
-            }
-            let Some(plugin) = self.plugins.get(&step.uses) else {
-                complete = false;
-                continue;
-            };
-            if !plugin.info.has_compensate {
-                tracing::info!(
-                    "step {} ({}) has no compensation; nothing to undo",
-                    step.id,
-                    step.uses
-                );
-                continue;
-            }
-            let span = tracing::info_span!(
-                "dbops.compensate",
-                step.id = %step.id,
-                step.plugin = %step.uses,
-                step.attempts = tracing::field::Empty,
-            );
-            let with = pipeline::resolve_step(step, outputs).unwrap_or_else(|_| step.with.clone());
-            let outcome = self
-                .attempts(
-                    index,
-                    step,
-                    plugin.plugin(),
-                    CallKind::Compensate,
-                    with,
-                    record.outputs.clone(),
-                    0,
-                    cancel,
-                    &span,
-                )
-                .instrument(span.clone())
-                .await;
-            match outcome {
-                CallOutcome::Succeeded { .. } => {
-                    tracing::info!("compensated step {}", step.id);
-                    self.mark(
-                        index,
-                        StepState::Compensated,
-                        None,
-                        Some("compensated during rollback".into()),
-                    )
-                    .await;
-                    self.env
-                        .events
-                        .emit_logged(
-                            "Normal",
-                            "StepCompensated",
-                            &format!("rolled back step {} ({})", step.id, step.uses),
-                            Some(&step.id),
-                        )
-                        .await;
-                }
-                CallOutcome::Failed {
-                    reason, message, ..
-                } => {
-                    complete = false;
-                    telemetry::set_error(&span, &message);
-                    tracing::error!(reason = %reason, "compensating step {} failed: {message}", step.id);
-                    self.env
-                        .events
-                        .emit_logged(
-                            "Warning",
-                            "CompensationFailed",
-                            &format!("rolling back step {} failed: {message}", step.id),
-                            Some(&step.id),
-                        )
-                        .await;
-                }
-                CallOutcome::Interrupted { message } => {
-                    complete = false;
-                    tracing::error!("compensating step {} was interrupted: {message}", step.id);
-                }
-            }
-        }
-        complete
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_cap() {
-        let policy = RetryPolicy {
-            attempts: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(300),
-        };
-        for _ in 0..50 {
-            let first = backoff(&policy, 1);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-            let second = backoff(&policy, 2);
-            assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
-            let capped = backoff(&policy, 10);
-            assert!(capped <= Duration::from_millis(300));
-        }
-    }
 
     #[test]
     fn outcomes_round_trip() {

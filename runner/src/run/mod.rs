@@ -6,7 +6,8 @@
 //! Pieces: [`cluster`] (raw API access), [`lock`] (Lease), [`journal`]
 //! (ConfigMap), [`events`] (Events on the target), [`host`] (the plugin's
 //! host services), [`attempt`] (one plugin call with its deadline),
-//! [`executor`] (order, retries, always, rollback), [`signals`].
+//! [`executor`] (order, `when`, always, interruption) with `retry.rs`
+//! (backoff) and `rollback.rs` (reverse compensation), [`signals`].
 
 pub mod attempt;
 pub mod cluster;
@@ -15,6 +16,8 @@ pub mod executor;
 pub mod host;
 pub mod journal;
 pub mod lock;
+mod retry;
+mod rollback;
 pub mod signals;
 
 use std::sync::Arc;
