@@ -137,7 +137,8 @@ pub struct TlsOptions {
     /// Keep the plaintext port open next to TLS (default true, so clients
     /// can move over; set false to close it).
     pub keep_plaintext: bool,
-    /// Require client certificates (Kafka `ssl.client.auth=required`).
+    /// Require client certificates (Kafka `ssl.client.auth=required`,
+    /// ZooKeeper `ssl.clientAuth=need`, Druid `requireClientCertificate`).
     pub client_auth: bool,
     /// Encrypt member-to-member traffic too (ZooKeeper quorum TLS).
     pub quorum: bool,
@@ -263,6 +264,9 @@ fn zookeeper(s: &mut TlsSettings, action: TlsAction, o: &TlsOptions, current: Cu
             s.set_or_delete(action, &[&k("passwordPath")], o.password_file());
         }
     }
+    // ZooKeeper's default is `need`: clients without a certificate are refused.
+    let client_auth = if o.client_auth { "need" } else { "none" };
+    s.set_or_delete(action, &["ssl.clientAuth"], client_auth);
     if o.quorum || action == TlsAction::Remove {
         s.set_or_delete(action, &["sslQuorum"], "true");
     }
@@ -364,6 +368,7 @@ mod tests {
             "ssl.keyStore.location",
             "ssl.keyStore.passwordPath",
             "ssl.trustStore.type",
+            "ssl.clientAuth",
             "ssl.quorum.keyStore.location",
             "sslQuorum",
         ] {
