@@ -67,6 +67,21 @@ fn wait_pre_check(
     if settings.pre_check == PreCheckChoice::None {
         return Ok(());
     }
+    let span = ctx.span("pre-check", &[("dbops.members", json!(batch.join(",")))]);
+    let result = retry_pre_check(ctx, settings, workload, batch);
+    match &result {
+        Ok(()) => span.end(),
+        Err(err) => span.fail(&err.message),
+    }
+    result
+}
+
+fn retry_pre_check(
+    ctx: &Context<'_>,
+    settings: &ProbeSettings,
+    workload: &Workload,
+    batch: &[String],
+) -> StepResult<()> {
     let prober = settings.prober(workload);
     let deadline = Instant::now() + settings.pre_check_timeout;
     let mut delay = Duration::from_millis(500);
@@ -140,7 +155,7 @@ fn finish_member(
         member,
         old_uid,
         role,
-        span,
+        mut span,
     } = restarting;
     let back = BackWhen::new(workload, member.ordinal, old_uid, wanted);
     match restart::wait_back(ctx, &workload.namespace, &member.name, &back, timeout) {
@@ -157,6 +172,7 @@ fn finish_member(
                 "MemberRestarted",
                 &format!("{} ({role}) back Ready after {seconds:.1}s", member.name),
             );
+            span.set("dbops.member.ready_seconds", seconds);
             span.end();
             Ok(())
         }
