@@ -54,6 +54,12 @@ fn kubectl_get_list_watch_patch_apply_delete() {
     sb.write_kubeconfig(&kc, None).expect("kubeconfig");
 
     assert!(ok(&kc, &["get", "namespaces", "-o", "name"], None).contains("namespace/default"));
+    // Server-side printing: the Table columns kubectl shows.
+    let table = ok(&kc, &["get", "namespaces"], None);
+    assert!(
+        table.starts_with("NAME") && table.contains("STATUS") && table.contains("Active"),
+        "{table}"
+    );
     ok(
         &kc,
         &["apply", "--validate=false", "-f", "-"],

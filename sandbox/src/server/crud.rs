@@ -6,7 +6,7 @@ use bytes::{BufMut as _, BytesMut};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{AppState, Call, bytes_response, json_response, watch};
+use super::{AppState, Call, bytes_response, json_response, table, watch};
 use crate::patch::{self, PatchType};
 use crate::registry::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -40,6 +40,15 @@ pub(crate) async fn dispatch(state: &AppState, call: Call) -> ApiResult<Response
             StatusCode::OK,
             &scale_of(&store.get(&def, &ns, &name)?.value),
         )),
+        "get" if table::wanted(&call.accept) => {
+            let obj = store.get(&def, &ns, &name)?;
+            let meta = json!({"resourceVersion": crate::meta::resource_version(&obj.value)});
+            let include = call.query.get("includeObject").map(String::as_str);
+            Ok(json_response(
+                StatusCode::OK,
+                &table::table(&def, &[&obj.value], meta, include),
+            ))
+        }
         "get" => Ok(object(StatusCode::OK, store.get(&def, &ns, &name)?)),
         "list" => list(state, &def, &call),
         "watch" => watch::watch(state, &def, &call, filter(&call)?),
@@ -116,6 +125,18 @@ fn list(state: &AppState, def: &ResourceDef, call: &Call) -> ApiResult<Response<
         limit,
         call.query.get("continue").map(String::as_str),
     )?;
+    if table::wanted(&call.accept) {
+        let mut meta = json!({"resourceVersion": page.rv.to_string()});
+        if let Some(token) = &page.continue_token {
+            meta["continue"] = json!(token);
+        }
+        let objects: Vec<&Value> = page.items.iter().map(|o| &*o.value).collect();
+        let include = call.query.get("includeObject").map(String::as_str);
+        return Ok(json_response(
+            StatusCode::OK,
+            &table::table(def, &objects, meta, include),
+        ));
+    }
     Ok(list_response(
         def,
         page.rv,

@@ -7,6 +7,7 @@ mod discovery;
 mod proto;
 mod review;
 mod route;
+mod table;
 mod watch;
 
 use std::collections::HashMap;
@@ -57,6 +58,7 @@ pub(crate) struct Call {
     pub verb: &'static str,
     pub query: HashMap<String, String>,
     pub content_type: String,
+    pub accept: String,
     pub body: Bytes,
     pub close_watch: Option<(Option<usize>, Option<Duration>)>,
 }
@@ -138,6 +140,12 @@ async fn serve(state: &AppState, request: Request<Body>) -> ApiResult<Response<B
         }
         close_watch = decision.close_watch;
     }
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -169,6 +177,7 @@ async fn serve(state: &AppState, request: Request<Body>) -> ApiResult<Response<B
         verb,
         query,
         content_type,
+        accept,
         body,
         close_watch,
     };

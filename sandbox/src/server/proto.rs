@@ -202,4 +202,20 @@ mod tests {
             json!({"namespace": "ns", "verb": "list", "resource": "pods"})
         );
     }
+
+    #[test]
+    fn decodes_a_configmap() {
+        let type_meta = [ld(1, b"v1"), ld(2, b"ConfigMap")].concat();
+        let meta = [
+            ld(1, b"cfg"),
+            ld(11, &[ld(1, b"app"), ld(2, b"x")].concat()),
+        ]
+        .concat();
+        let raw = [ld(1, &meta), ld(2, &[ld(1, b"k"), ld(2, b"v")].concat())].concat();
+        let body = [b"k8s\0".to_vec(), ld(1, &type_meta), ld(2, &raw)].concat();
+        assert_eq!(
+            object(&body).expect("decodes"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"app": "x"}}, "data": {"k": "v"}})
+        );
+    }
 }

@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::{AppState, Call, bytes_response};
+use super::{AppState, Call, bytes_response, table};
 use crate::registry::ResourceDef;
 use crate::status::{ApiError, ApiResult};
 use crate::store::{Event, EventType, Filter};
@@ -60,6 +60,7 @@ pub(crate) fn watch(
         last_rv: from_rv.unwrap_or(0),
         sent: 0,
         close_after_events: call.close_watch.and_then(|c| c.0),
+        table: table::wanted(&call.accept).then(|| call.query.get("includeObject").cloned()),
     };
     let deadline = call
         .close_watch
@@ -86,6 +87,9 @@ struct Stream {
     last_rv: u64,
     sent: usize,
     close_after_events: Option<usize>,
+    /// Send objects as one-row Tables (`kubectl get -w`), with this
+    /// `includeObject`.
+    table: Option<Option<String>>,
 }
 
 impl Stream {
@@ -156,7 +160,14 @@ impl Stream {
         buf.put_slice(b"{\"type\":\"");
         buf.put_slice(kind.as_bytes());
         buf.put_slice(b"\",\"object\":");
-        buf.put_slice(&event.obj.json);
+        match &self.table {
+            Some(include) => {
+                let meta = json!({"resourceVersion": event.rv.to_string()});
+                let t = table::table(&self.def, &[&event.obj.value], meta, include.as_deref());
+                buf.put_slice(&serde_json::to_vec(&t).unwrap_or_default());
+            }
+            None => buf.put_slice(&event.obj.json),
+        }
         buf.put_slice(b"}\n");
         if self.tx.send(buf.freeze()).await.is_err() {
             return false;
