@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use dbops_plugin_sdk::protocol::{PluginInfo, ValidateRequest, ValidateResponse};
+use jsonschema::ValidationError;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value as Json;
 
@@ -245,9 +246,20 @@ impl Checker<'_> {
                 .any(|d| pointer == d || pointer.starts_with(&format!("{d}/")))
         };
         let place = format!("step `{}` (plugin `{}`)", step.id, step.uses);
-        for error in validator.iter_errors(&step.with) {
+        let mut pending: Vec<ValidationError<'_>> = validator.iter_errors(&step.with).collect();
+        pending.reverse();
+        while let Some(error) = pending.pop() {
             let pointer = error.instance_path().as_str().to_string();
             if is_deferred(&pointer) {
+                continue;
+            }
+            if let Some(branch) = single_relevant_branch(&error, &pointer) {
+                if let ValidationErrorKind::AnyOf { mut context }
+                | ValidationErrorKind::OneOfNotValid { mut context } = error.into_parts().kind
+                {
+                    let errors = context.swap_remove(branch);
+                    pending.extend(errors.into_iter().rev());
+                }
                 continue;
             }
             let name = with_name(&pointer);
@@ -382,6 +394,32 @@ impl Checker<'_> {
             );
             problems.push(self.at(&span, step, &key, message, "rejected by the plugin"));
         }
+    }
+}
+
+/// For `anyOf`/`oneOf` errors (how schemas write optional tables): the
+/// alternative whose errors matter, when exactly one alternative had the
+/// right type.
+fn single_relevant_branch(error: &ValidationError<'_>, pointer: &str) -> Option<usize> {
+    let (ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context }) =
+        error.kind()
+    else {
+        return None;
+    };
+    let relevant: Vec<usize> = context
+        .iter()
+        .enumerate()
+        .filter(|(_, branch)| {
+            !branch.iter().all(|e| {
+                matches!(e.kind(), ValidationErrorKind::Type { .. })
+                    && e.instance_path().as_str() == pointer
+            })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    match relevant.as_slice() {
+        [one] => Some(*one),
+        _ => None,
     }
 }
 

@@ -3,8 +3,8 @@
 //! `$${` is a literal `${`.
 //!
 //! Expansion happens in two stages: at load, everything but step outputs
-//! ([`expand`]); right before a step runs, the step outputs
-//! ([`resolve_parts`]). A string that is exactly one variable keeps the
+//! (`expand`); right before a step runs, the step outputs
+//! (`resolve_parts`, via [`super::resolve_step`]). A string that is exactly one variable keeps the
 //! JSON type of its value (a boolean output stays a boolean); inside a
 //! longer string values are interpolated as text.
 
