@@ -122,11 +122,35 @@ proptest! {
     }
 
     #[test]
+    fn with_strings_expand_like_a_reference(pieces in proptest::collection::vec(piece(), 0..8)) {
+        let template: String = pieces.iter().map(|(t, _)| t.as_str()).collect();
+        let expected: String = pieces.iter().map(|(_, e)| e.as_str()).collect();
+        let toml_string = serde_json::to_string(&template).unwrap();
+        let source = format!(
+            "[pipeline]\nname = \"p\"\n[variables]\nv = \"V$\"\n[target]\nengine = \"generic\"\nnamespace = \"ns\"\nname = \"t\"\n[[step]]\nid = \"a\"\nuses = \"x\"\nwith = {{ v = {toml_string} }}\n"
+        );
+        let pipeline = load_str(&source, Path::new("gen.toml"), &options()).map_err(|p| TestCaseError::fail(p.to_string()))?;
+        prop_assert_eq!(&pipeline.steps[0].with["v"], &json!(expected));
+    }
+
+    #[test]
     fn when_matches_a_reference_interpreter(expr in arb_expr()) {
         let text = render(&expr);
         let expected = reference(&expr);
         prop_assert_eq!(evaluate_when(&text, &outputs()).ok(), Some(expected), "{}", text);
     }
+}
+
+/// A piece of a `with` string and what it expands to.
+fn piece() -> impl Strategy<Value = (String, String)> {
+    prop_oneof![
+        "[^$\\p{C}]{0,6}".prop_map(|t| (t.clone(), t)),
+        Just(("$${".to_string(), "${".to_string())),
+        Just(("${vars.v}".to_string(), "V$".to_string())),
+        Just(("${target.name}".to_string(), "t".to_string())),
+        Just(("${env.NAMESPACE}".to_string(), "prod".to_string())),
+        Just(("${env.UNSET:-d}".to_string(), "d".to_string())),
+    ]
 }
 
 fn outputs() -> BTreeMap<String, Outputs> {
