@@ -35,7 +35,9 @@
 //! (`CREATE USER IF NOT EXISTS … IDENTIFIED BY …`); MariaDB reads the TLS
 //! files only at start.
 
+pub mod kafka_fake;
 pub mod manifests;
+pub mod servers;
 
 use std::error::Error;
 use std::fs;
