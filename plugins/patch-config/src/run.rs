@@ -293,12 +293,11 @@ fn restart_required(
     match restart {
         Restart::Always => any,
         Restart::Never => false,
+        // Only changed settings count: a change of comments or layout alone
+        // needs no restart.
         Restart::Auto => changed.iter().any(|(_, keys)| {
-            // A file replaced or removed without parseable keys counts as a change.
-            keys.is_empty()
-                || keys
-                    .iter()
-                    .any(|k| !engine.is_some_and(|e| dbops_engines::config::is_dynamic(e, &k.0)))
+            keys.iter()
+                .any(|k| !engine.is_some_and(|e| dbops_engines::config::is_dynamic(e, &k.0)))
         }),
     }
 }
@@ -313,4 +312,43 @@ pub fn config_hash(files: &BTreeMap<String, String>) -> String {
         hasher.update([0]);
     }
     hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(names: &[&[&str]]) -> BTreeSet<Key> {
+        names
+            .iter()
+            .map(|k| Key(k.iter().map(|s| (*s).to_owned()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn auto_restart_only_for_settings_the_engine_cannot_apply_at_run_time() {
+        use dbops_engines::Engine;
+        let dynamic = vec![("my.cnf".to_owned(), keys(&[&["mysqld", "max_connections"]]))];
+        let static_key = vec![("my.cnf".to_owned(), keys(&[&["mysqld", "ssl_ca"]]))];
+        let comments_only = vec![("my.cnf".to_owned(), BTreeSet::new())];
+        let mysql = Some(Engine::Perconaxtradb);
+        assert!(!restart_required(Restart::Auto, mysql, &dynamic));
+        assert!(restart_required(Restart::Auto, mysql, &static_key));
+        assert!(!restart_required(Restart::Auto, mysql, &comments_only));
+        assert!(restart_required(Restart::Always, mysql, &comments_only));
+        assert!(!restart_required(Restart::Never, mysql, &static_key));
+        assert!(
+            restart_required(Restart::Auto, None, &dynamic),
+            "generic: every key is static"
+        );
+        assert!(!restart_required(Restart::Always, mysql, &[]));
+    }
+
+    #[test]
+    fn the_hash_covers_names_and_contents() {
+        let a = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        let b = BTreeMap::from([("a1".to_owned(), String::new())]);
+        assert_ne!(config_hash(&a), config_hash(&b));
+        assert_eq!(config_hash(&a), config_hash(&a.clone()));
+    }
 }
