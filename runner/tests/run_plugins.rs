@@ -185,3 +185,21 @@ fn unknown_plugin_lists_the_available_ones() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("test-step"), "{}", text(&out));
 }
+
+#[test]
+fn uses_can_name_a_plugin_file_relative_to_the_pipeline() {
+    let plugins = plugin_dir_with(&["test-step"]);
+    let empty = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(
+        plugins.path(),
+        "./libdbops_plugin_test_step.so",
+        "with = { outputs = { value = 1 } }",
+    );
+    // The plugin directory is empty: the path in `uses` is what loads it.
+    let out = dbops(empty.path())
+        .arg("validate")
+        .arg(&p)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -184,6 +184,25 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_file_owned_by_another_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod dir");
+        let file = dir.path().join("p.so");
+        fs::write(&file, b"x").expect("write");
+        check_permissions(&file).expect("our own file is fine");
+        // Only root can give a file away; CI runs the suite as root.
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(&file, Some(nix::unistd::Uid::from_raw(4242)), None).expect("chown");
+            let err = check_permissions(&file).expect_err("foreign owner");
+            assert!(
+                matches!(err, SafetyError::WrongOwner { owner: 4242, .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains("chown"), "{err}");
+        }
+    }
+
+    #[test]
     fn pin_mismatch_names_both_digests() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("p.so");

@@ -109,6 +109,18 @@ impl StepHost {
         lock(&self.spans).clear();
     }
 
+    /// Only paths on the API server: never an absolute URL that would send
+    /// the host's credentials elsewhere.
+    fn check_path(path: &str) -> Result<(), String> {
+        if path.starts_with('/') && !path.starts_with("//") {
+            Ok(())
+        } else {
+            Err(format!(
+                "request path {path:?} refused: plugins may only send paths on the API server, starting with '/'"
+            ))
+        }
+    }
+
     fn refused(&self) -> Option<String> {
         self.stopped.load(Ordering::SeqCst).then(|| {
             format!(
@@ -149,6 +161,7 @@ impl HostServices for StepHost {
         if let Some(refused) = self.refused() {
             return Err(refused);
         }
+        Self::check_path(path)?;
         let method = method.to_ascii_uppercase();
         if self.env.dry_run && method != "GET" {
             return Err(format!(
@@ -167,6 +180,7 @@ impl HostServices for StepHost {
         if let Some(refused) = self.refused() {
             return Err(refused);
         }
+        Self::check_path(path)?;
         let cluster = self.env.cluster.clone();
         let owned = path.to_owned();
         let stream = self
@@ -327,5 +341,18 @@ impl HostServices for StepHost {
         // The deadline is reported by `deadline_remaining` reaching zero,
         // so the plugin can tell a timeout from a cancellation.
         self.cancel.is_cancelled() || self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepHost;
+
+    #[test]
+    fn only_api_server_paths_are_allowed() {
+        StepHost::check_path("/api/v1/namespaces/a/pods?watch=true").expect("api path");
+        for bad in ["http://example.com/api", "//example.com/api", "api/v1"] {
+            assert!(StepHost::check_path(bad).is_err(), "{bad}");
+        }
     }
 }
