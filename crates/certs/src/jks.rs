@@ -20,6 +20,7 @@ use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
 use crate::bundle::TrustBundle;
+use crate::der;
 use crate::error::{Error, Result};
 use crate::key::PrivateKey;
 use crate::password::Password;
@@ -147,26 +148,11 @@ fn keystream(pw: &[u8], salt: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
 
 /// `SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING protected }`.
 fn encrypted_private_key_info(protected: &[u8]) -> Vec<u8> {
-    let mut alg = der_tlv(0x06, &KEY_PROTECTOR_OID);
+    let mut alg = der::tlv(0x06, &KEY_PROTECTOR_OID);
     alg.extend_from_slice(&[0x05, 0x00]);
-    let mut body = der_tlv(0x30, &alg);
-    body.extend(der_tlv(0x04, protected));
-    der_tlv(0x30, &body)
-}
-
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
+    let mut body = der::tlv(0x30, &alg);
+    body.extend(der::tlv(0x04, protected));
+    der::tlv(0x30, &body)
 }
 
 fn password_bytes(password: &Password) -> Zeroizing<Vec<u8>> {
@@ -270,11 +256,5 @@ mod tests {
         let plain = unprotect_key(&protected, &pw).expect("unprotects");
         assert_eq!(plain.as_slice(), key.pkcs8_der());
         assert!(unprotect_key(&protected, &Password::new("wrong")).is_err());
-    }
-
-    #[test]
-    fn der_lengths_use_the_long_form_above_127_bytes() {
-        assert_eq!(der_tlv(0x04, &[0; 3])[..2], [0x04, 3]);
-        assert_eq!(der_tlv(0x04, &[0; 300])[..4], [0x04, 0x82, 0x01, 0x2C]);
     }
 }

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::pem;
+use crate::{der, pem};
 
 /// Key algorithms dbops issues certificates for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,8 +129,9 @@ impl PrivateKey {
         Ok(PrivateKey { der, algorithm })
     }
 
-    /// Read a key from PEM: PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`,
-    /// converted to PKCS#8). `what` names the input in errors.
+    /// Read a key from PEM: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE
+    /// KEY`) or SEC1 (`EC PRIVATE KEY`, as `openssl ecparam -genkey` writes);
+    /// the latter two are converted to PKCS#8. `what` names the input in errors.
     pub fn from_pem(text: &str, what: &str) -> Result<PrivateKey> {
         let blocks = pem::parse(text, what)?;
         let Some(block) = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")) else {
@@ -145,6 +146,14 @@ impl PrivateKey {
                     Error::Key(format!("{what}: cannot convert the RSA key to PKCS#8: {e}"))
                 })?;
                 PrivateKey::from_pkcs8_der(doc.as_bytes(), what)
+            }
+            "EC PRIVATE KEY" => {
+                let pkcs8 = sec1_to_pkcs8(&block.der).ok_or_else(|| {
+                    Error::Key(format!(
+                        "{what}: not a valid SEC1 EC key with a named curve"
+                    ))
+                })?;
+                PrivateKey::from_pkcs8_der(&pkcs8, what)
             }
             other => Err(Error::Key(format!(
                 "{what}: {other} keys are not supported; store the key as PKCS#8 (`openssl pkcs8 -topk8 -nocrypt`)"
@@ -215,6 +224,29 @@ impl PrivateKey {
             ))
         })
     }
+}
+
+/// Wrap a SEC1 `ECPrivateKey` (with its `[0]` named curve) in PKCS#8:
+/// `SEQUENCE { 0, SEQUENCE { id-ecPublicKey, curve }, OCTET STRING sec1 }`.
+fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    /// DER of OID 1.2.840.10045.2.1 (id-ecPublicKey).
+    const EC_PUBLIC_KEY: [u8; 9] = [0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
+    let (0x30, mut fields, _, _) = der::read(sec1)? else {
+        return None;
+    };
+    let mut curve = None;
+    while let Some((tag, content, _, rest)) = der::read(fields) {
+        if tag == 0xA0 {
+            curve = Some(der::read(content)?.2);
+        }
+        fields = rest;
+    }
+    let mut algorithm = EC_PUBLIC_KEY.to_vec();
+    algorithm.extend_from_slice(curve?);
+    let mut body = Zeroizing::new(vec![0x02, 0x01, 0x00]);
+    body.extend_from_slice(&der::tlv(0x30, &algorithm));
+    body.extend_from_slice(&Zeroizing::new(der::tlv(0x04, sec1)));
+    Some(Zeroizing::new(der::tlv(0x30, &body)))
 }
 
 impl fmt::Debug for PrivateKey {

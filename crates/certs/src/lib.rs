@@ -22,6 +22,7 @@
 //! `cargo run --release -p dbops-certs --example bench_issue`.
 
 pub mod bundle;
+pub mod der;
 pub mod error;
 pub mod inspect;
 pub mod issue;

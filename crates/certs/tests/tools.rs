@@ -332,3 +332,76 @@ fn summaries_report_issuer_serial_and_days_left() {
     assert!(!summary.expires_within(now, 30 * DAY));
     assert!(summary.line().contains("daysLeft=89"), "{}", summary.line());
 }
+
+#[test]
+fn a_ca_made_with_openssl_in_any_key_encoding_signs_leaves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = |name: &str| dir.path().join(name);
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "sec1.key",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ],
+        ),
+        ("pkcs1.key", &["genrsa", "-traditional", "-out"]),
+        (
+            "pkcs8.key",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+                "-out",
+            ],
+        ),
+    ];
+    for (file, args) in cases {
+        let key_file = f(file);
+        let mut args = args.to_vec();
+        args.push(path(&key_file));
+        if file == "pkcs1.key" {
+            args.push("2048");
+        }
+        run("openssl", &args);
+        let ca_file = f("ca.crt");
+        run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                path(&key_file),
+                "-subj",
+                "/CN=openssl CA",
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                path(&ca_file),
+            ],
+        );
+        let key_pem = std::fs::read_to_string(&key_file).expect("key");
+        let cert_pem = std::fs::read_to_string(&ca_file).expect("cert");
+        let ca = Ca::from_pem(&cert_pem, &key_pem, file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let issued = ca.issue(&leaf_spec(), &key).expect("issues");
+        let leaf_file = f("leaf.crt");
+        std::fs::write(&leaf_file, &issued.cert_pem).expect("write");
+        let verify = run(
+            "openssl",
+            &["verify", "-CAfile", path(&ca_file), path(&leaf_file)],
+        );
+        assert!(verify.contains(": OK"), "{file}: {verify}");
+    }
+}
