@@ -302,6 +302,23 @@ pub fn mariadb(
     ]
 }
 
+/// A StatefulSet whose pods run only `sleep` and are Ready once something
+/// listens on `port` on their pod IP: the test serves a protocol fake there
+/// (e.g. [`super::kafka_fake`]) for each pod it sees.
+pub fn fake_servers(set: &PodSet<'_>, port: u16) -> Vec<Value> {
+    vec![
+        headless_service(set.namespace, &format!("{}-pods", set.name), set.name, port),
+        command_statefulset(
+            set,
+            "exec sleep 3600",
+            json!([]),
+            json!([]),
+            json!([]),
+            port,
+        ),
+    ]
+}
+
 // ---------------------------------------------------------------- built-in pods
 
 /// A StatefulSet whose pods run the sandbox's built-in TLS endpoint on
