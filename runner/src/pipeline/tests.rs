@@ -288,3 +288,31 @@ fn five_thousand_steps_load_with_their_references() {
     assert_eq!(p.steps.len(), 5000);
     assert_eq!(p.steps[4999].with["b"][2]["c"], json!("t"));
 }
+
+#[test]
+fn reconfigure_example_keeps_types_and_literal_dollars() {
+    let source = include_str!("../../tests/data/pipelines/good/reconfigure-pxc.toml");
+    let p = match load_str(
+        source,
+        Path::new("r.toml"),
+        &options(&[("max_connections", "1000")]),
+    ) {
+        Ok(p) => p,
+        Err(problems) => panic!("{problems}"),
+    };
+    assert_eq!(p.on_failure, OnFailure::Halt);
+    assert_eq!(p.target.namespace, "prod");
+    let mysqld = &p.steps[1].with["settings"]["mysqld"];
+    assert_eq!(mysqld["max_connections"], json!(1000));
+    assert_eq!(mysqld["innodb_buffer_pool_size"], json!("2G"));
+    assert_eq!(
+        mysqld["comment"],
+        json!("literal text with ${braces} and a lone $ sign")
+    );
+    assert_eq!(p.steps[2].with["note"], json!("restart of PetSet pxc"));
+    assert_eq!(p.steps[2].retry.attempts, 2);
+    assert_eq!(
+        p.steps[0].description,
+        "Stop KubeDB from reconciling while we change things"
+    );
+}
