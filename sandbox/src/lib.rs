@@ -3,8 +3,15 @@
 //! benchmarks and `dbops sandbox` users have a cluster without a cluster.
 //!
 //! Real clients talk to it unchanged: the `kube` client (including
-//! kube-runtime's watcher) and `kubectl` (get, list, watch, patch, apply,
-//! apply --server-side, delete).
+//! kube-runtime's watcher) and `kubectl` (get with the usual columns, list,
+//! watch, patch, apply, apply --server-side, create
+//! namespace/configmap/secret/serviceaccount, delete, auth can-i, `--as`).
+//!
+//! It listens twice on loopback: plain HTTP at [`Sandbox::url`] (what the
+//! controllers, the plugin test host and most tests use) and HTTPS at
+//! [`Sandbox::https_url`] with a CA made at start ([`Sandbox::ca_pem`]).
+//! Kubeconfigs point at the HTTPS endpoint, because kubectl sends no
+//! credentials over plain HTTP.
 //!
 //! # Start, connect, seed
 //!
@@ -30,9 +37,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `kube` crate: build a `kube::Config` with `cluster_url =
-//! sandbox.url()` and `auth_info.token = Some(sandbox.admin_token().into())`,
-//! or read the written kubeconfig.
+//! With the `kube` crate: read the written kubeconfig
+//! (`kube::config::Kubeconfig::read_from` +
+//! `kube::Config::from_custom_kubeconfig`), or build a `kube::Config` with
+//! `cluster_url = sandbox.url()` and the admin token.
 //!
 //! # API semantics
 //!
@@ -68,7 +76,9 @@
 //! - the controllers' system identity: no RBAC, no faults.
 //!
 //! Unknown tokens get 401. ClusterRoles `cluster-admin`, `admin`, `edit`
-//! and `view` exist from the start.
+//! and `view` exist from the start (simplified: no aggregation). The admin
+//! may impersonate (`Impersonate-User`, kubectl `--as`);
+//! SelfSubjectAccessReviews answer `kubectl auth can-i`.
 //!
 //! # Faults
 //!

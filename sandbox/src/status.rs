@@ -167,6 +167,11 @@ impl ApiError {
         Self::new(403, "Forbidden", message, Some(res.details(name)))
     }
 
+    /// 403 with a message and no details.
+    pub fn forbidden_message(message: String) -> Self {
+        Self::new(403, "Forbidden", message, None)
+    }
+
     /// 429 with `retryAfterSeconds`.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         Self::new(

@@ -228,6 +228,28 @@ async fn fault_closes_watch_streams_after_n_events() {
 }
 
 #[tokio::test]
+async fn fault_closes_watch_streams_after_a_duration() {
+    let sb = api_only().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&sb, None).await, "f");
+    let id = sb.faults().add(
+        FaultRule::new(FaultAction::CloseWatch {
+            after_events: None,
+            after: Some(Duration::from_millis(300)),
+        })
+        .verb("watch"),
+    );
+    let stream = cms
+        .watch(&WatchParams::default(), "0")
+        .await
+        .expect("watch");
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>())
+        .await
+        .expect("the stream is closed by the fault");
+    assert!(events.iter().all(Result::is_ok));
+    assert_eq!(sb.faults().fired(id), 1);
+}
+
+#[tokio::test]
 async fn faults_from_config_and_system_identity_is_exempt() {
     let config = dbops_sandbox::SandboxConfig {
         controllers: false,

@@ -293,4 +293,27 @@ fn kubectl_auth_can_i_evaluates_rbac() {
     );
     let out = kubectl(&kc, &["auth", "can-i", "delete", "pods", "-n", "kc"], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+
+    // The admin may impersonate (kubectl --as).
+    let admin = dir.path().join("admin");
+    sb.write_kubeconfig(&admin, None).expect("kubeconfig");
+    let viewer = "system:serviceaccount:kc:viewer";
+    assert_eq!(
+        ok(
+            &admin,
+            &["auth", "can-i", "get", "pods", "-n", "kc", "--as", viewer],
+            None
+        )
+        .trim(),
+        "yes"
+    );
+    sb.apply(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "kc"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}}))
+    .expect("pod");
+    let out = kubectl(
+        &admin,
+        &["delete", "pod", "p", "-n", "kc", "--as", viewer],
+        None,
+    );
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("forbidden"));
 }

@@ -195,9 +195,45 @@ fn authenticate(tokens: &Tokens, headers: &http::HeaderMap) -> ApiResult<Identit
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(ApiError::unauthorized)?;
-    tokens
+    let identity = tokens
         .authenticate(token)
-        .ok_or_else(ApiError::unauthorized)
+        .ok_or_else(ApiError::unauthorized)?;
+    impersonate(identity, headers)
+}
+
+/// `Impersonate-User` / `Impersonate-Group` (kubectl `--as`, `--as-group`):
+/// allowed for the admin (as `system:masters` may on a real server); the
+/// request is then authorized as the impersonated user.
+fn impersonate(identity: Identity, headers: &http::HeaderMap) -> ApiResult<Identity> {
+    let Some(user) = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(identity);
+    };
+    if !identity.is_superuser() || identity.system {
+        return Err(ApiError::forbidden_message(format!(
+            "users \"{user}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+            identity.user
+        )));
+    }
+    let mut groups: Vec<String> = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    if let Some(rest) = user.strip_prefix("system:serviceaccount:")
+        && let Some((ns, _)) = rest.split_once(':')
+    {
+        groups.push("system:serviceaccounts".into());
+        groups.push(format!("system:serviceaccounts:{ns}"));
+    }
+    groups.push("system:authenticated".into());
+    Ok(Identity {
+        user: user.to_string(),
+        groups,
+        system: false,
+    })
 }
 
 /// Decodes `a=b&c=d` (percent-decoding values).
