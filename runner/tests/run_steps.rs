@@ -453,3 +453,41 @@ with = { record = "calls", wait_for = "signal" }
     let journal = w.journal("wa", "wa-1").expect("journal");
     assert_eq!(journal["steps"][0]["outputs"]["value"], "green");
 }
+
+#[test]
+fn the_host_rides_out_api_server_errors_on_its_own_writes() {
+    use dbops_sandbox::{FaultAction, FaultRule};
+    let w = World::start();
+    let faults = w.sandbox.faults();
+    let journal_updates = faults.add(
+        FaultRule::new(FaultAction::ServerError)
+            .verb("update")
+            .resource("configmaps")
+            .name("dbops-run-fa-1")
+            .times(2),
+    );
+    let lease_create = faults.add(
+        FaultRule::new(FaultAction::ServerError)
+            .verb("create")
+            .resource("leases")
+            .times(1),
+    );
+    let p = w.pipeline(
+        "faults",
+        &(header("fa", "db1", "halt")
+            + "\n[[step]]\nid = \"a\"\nuses = \"test-step\"\n\n[[step]]\nid = \"b\"\nuses = \"test-step\"\n"),
+    );
+    let out = w.run(&p, "fa-1", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(faults.fired(journal_updates), 2);
+    assert_eq!(faults.fired(lease_create), 1);
+    let journal = w.journal("fa", "fa-1").expect("journal");
+    assert_eq!(journal["outcome"], "succeeded");
+    assert_eq!(
+        states(&journal),
+        [
+            ("a".into(), "succeeded".into(), 1),
+            ("b".into(), "succeeded".into(), 1)
+        ]
+    );
+}

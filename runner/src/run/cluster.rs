@@ -65,7 +65,19 @@ impl ClusterError {
             _ => None,
         }
     }
+
+    /// Whether trying again may help (throttling, server errors, transport).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClusterError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            ClusterError::Transport { .. } => true,
+            ClusterError::BadRequest { .. } | ClusterError::Malformed { .. } => false,
+        }
+    }
 }
+
+/// Attempts of [`Cluster::json`] for transient failures.
+const RETRIES: u32 = 4;
 
 /// Build a client: in-cluster config when no kubeconfig is given and we run
 /// in a pod, else the kubeconfig (`--kubeconfig`, `$KUBECONFIG`,
@@ -152,8 +164,32 @@ impl Cluster {
         Ok((status, bytes.to_vec()))
     }
 
-    /// A JSON request that must succeed (2xx); `None` on 404.
+    /// A JSON request that must succeed (2xx); `None` on 404. Throttling
+    /// (429), server errors (500, 502, 503, 504) and transport failures are
+    /// retried a few times with a short backoff: the host's own writes
+    /// (lock, journal, Events) must survive a flaky API server. Callers
+    /// handle the 409 a retried create or update may then meet.
     pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, ClusterError> {
+        let mut delay = std::time::Duration::from_millis(100);
+        for _ in 1..RETRIES {
+            match self.json_once(method, path, body).await {
+                Err(e) if e.is_transient() => {
+                    tracing::debug!("{e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay *= 3;
+                }
+                other => return other,
+            }
+        }
+        self.json_once(method, path, body).await
+    }
+
+    async fn json_once(
         &self,
         method: &str,
         path: &str,

@@ -393,10 +393,15 @@ impl Journal {
         let mut inner = self.inner.lock().await;
         let body = self.configmap(&inner.record, None);
         let path = format!("/api/v1/namespaces/{}/configmaps", self.namespace);
-        let created = cluster
-            .json("POST", &path, Some(&body))
-            .await
-            .map_err(|e| self.err(e))?;
+        let created = match cluster.json("POST", &path, Some(&body)).await {
+            Ok(created) => created,
+            // A retried create that had in fact succeeded: write over it.
+            Err(e) if e.status() == Some(409) => {
+                drop(inner);
+                return self.flush().await;
+            }
+            Err(e) => return Err(self.err(e)),
+        };
         inner.resource_version = created
             .as_ref()
             .and_then(|c| c.pointer("/metadata/resourceVersion"))
