@@ -17,8 +17,20 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Read one tag-length-value: `(tag, content, whole element, rest)`.
-pub fn read(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One element read from DER input.
+pub struct Element<'a> {
+    /// The tag byte.
+    pub tag: u8,
+    /// The content octets.
+    pub content: &'a [u8],
+    /// Tag, length and content.
+    pub whole: &'a [u8],
+    /// The input after the element.
+    pub rest: &'a [u8],
+}
+
+/// Read one tag-length-value.
+pub fn read(input: &[u8]) -> Option<Element<'_>> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -37,7 +49,12 @@ pub fn read(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
         return None;
     }
     let header = input.len() - rest.len();
-    Some((tag, &rest[..len], &input[..header + len], &rest[len..]))
+    Some(Element {
+        tag,
+        content: &rest[..len],
+        whole: &input[..header + len],
+        rest: &rest[len..],
+    })
 }
 
 #[cfg(test)]
@@ -49,9 +66,9 @@ mod tests {
         assert_eq!(tlv(0x04, &[0; 3])[..2], [0x04, 3]);
         let long = tlv(0x04, &[7; 300]);
         assert_eq!(long[..4], [0x04, 0x82, 0x01, 0x2C]);
-        let (tag, content, whole, rest) = read(&long).expect("reads");
+        let e = read(&long).expect("reads");
         assert_eq!(
-            (tag, content.len(), whole.len(), rest.len()),
+            (e.tag, e.content.len(), e.whole.len(), e.rest.len()),
             (0x04, 300, 304, 0)
         );
     }

@@ -231,15 +231,17 @@ impl PrivateKey {
 fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     /// DER of OID 1.2.840.10045.2.1 (id-ecPublicKey).
     const EC_PUBLIC_KEY: [u8; 9] = [0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
-    let (0x30, mut fields, _, _) = der::read(sec1)? else {
+    let outer = der::read(sec1)?;
+    if outer.tag != 0x30 {
         return None;
-    };
+    }
+    let mut fields = outer.content;
     let mut curve = None;
-    while let Some((tag, content, _, rest)) = der::read(fields) {
-        if tag == 0xA0 {
-            curve = Some(der::read(content)?.2);
+    while let Some(field) = der::read(fields) {
+        if field.tag == 0xA0 {
+            curve = Some(der::read(field.content)?.whole);
         }
-        fields = rest;
+        fields = field.rest;
     }
     let mut algorithm = EC_PUBLIC_KEY.to_vec();
     algorithm.extend_from_slice(curve?);
