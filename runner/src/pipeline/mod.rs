@@ -133,7 +133,10 @@ pub mod model;
 pub mod problems;
 mod runtime;
 mod steps;
+mod target;
+mod timing;
 mod tree;
+mod variables;
 pub mod vars;
 pub mod when;
 

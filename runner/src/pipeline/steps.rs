@@ -7,10 +7,11 @@ use std::ops::Range;
 
 use serde_json::Value as Json;
 
-use super::load::{duration, report_var_errors, retry};
 use super::model::{Defaults, DeferredValue, Span, StepSource, StepSpec, ValueSpan};
 use super::problems::Problem;
+use super::timing::{duration, retry};
 use super::tree::{self, Ctx, Entry, Fields, Node, Value};
+use super::variables::report_var_errors;
 use super::vars::{self, Expanded, Scope};
 use super::when;
 
