@@ -129,7 +129,8 @@ fn judge(results: &[TargetResult]) -> Quorum {
 impl Attempt {
     /// Every target passed and the quorum (if judged) is healthy.
     pub fn healthy(&self) -> bool {
-        self.results.iter().all(|r| r.outcome.ok)
+        !self.results.is_empty()
+            && self.results.iter().all(|r| r.outcome.ok)
             && self.quorum.as_ref().is_none_or(Quorum::is_healthy)
     }
 
@@ -148,6 +149,12 @@ impl Attempt {
                 )
             })
             .collect();
+        if self.results.is_empty() {
+            problems.push(
+                "nothing to probe: the workload has no members (replicas = 0?) and the Service is not probed"
+                    .to_string(),
+            );
+        }
         if let Some(quorum) = &self.quorum {
             // Members not serving are already listed above.
             problems.extend(
@@ -254,6 +261,16 @@ mod tests {
             outcome,
             zookeeper: stats,
         }
+    }
+
+    #[test]
+    fn nothing_to_probe_is_not_healthy() {
+        let empty = Attempt {
+            results: Vec::new(),
+            quorum: None,
+        };
+        assert!(!empty.healthy());
+        assert!(empty.problems()[0].starts_with("nothing to probe"));
     }
 
     #[test]
