@@ -100,6 +100,15 @@ fn sigterm_interrupts_runs_always_steps_and_the_run_resumes() {
     let journal = w.journal("tm", "tm-1").expect("journal");
     assert_eq!(journal["outcome"], "interrupted");
     assert_eq!(journal["steps"][1]["state"], "interrupted");
+    // The interrupted run keeps the target locked for its own resumption.
+    let lease = w
+        .sandbox
+        .get("coordination.k8s.io/v1", "Lease", "tm", "dbops-lock-db1")
+        .expect("get lease")
+        .expect("lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "tm-1");
+    let other = w.run(&p, "tm-other", &[]);
+    assert_eq!(other.status.code(), Some(5), "{}", text(&other));
 
     let out = w.run(&p, "tm-1", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -9,7 +9,9 @@
 //!   `renewTime + leaseDurationSeconds` has passed (the holder died).
 //! - Writes carry the `resourceVersion` read before, so two contenders
 //!   cannot both win: the loser gets 409 and sees the winner.
-//! - Release clears `holderIdentity`; the Lease object stays.
+//! - Release clears `holderIdentity`; the Lease object stays. An
+//!   interrupted run does not release: its lease runs out unless the same
+//!   run resumes first.
 
 use std::time::Duration;
 
@@ -243,6 +245,14 @@ async fn renew(
 }
 
 impl Lock {
+    /// Stop renewing but keep the holder: the lease expires after its
+    /// duration unless a process of the same run (a restarted Job pod)
+    /// takes it back first. Used for interrupted runs, which are meant to
+    /// be resumed before another run touches the target.
+    pub fn keep_until_expiry(self) {
+        self.renewer.abort();
+    }
+
     /// Stop renewing and clear the holder so the next run need not wait.
     pub async fn release(self) {
         self.renewer.abort();

@@ -310,7 +310,11 @@ async fn run_in_span(
         )
         .await;
     if let Some(lock) = lock {
-        lock.release().await;
+        if outcome == Outcome::Interrupted {
+            lock.keep_until_expiry();
+        } else {
+            lock.release().await;
+        }
     }
     Ok(RunReport {
         outcome,
