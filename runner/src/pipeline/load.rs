@@ -183,26 +183,32 @@ impl Sets {
 
     fn report_unused(&self, ctx: &mut Ctx<'_>, variables: &BTreeMap<String, Json>) {
         for key in self.vars.keys() {
-            let help = did_you_mean(key, variables.keys().map(String::as_str)).unwrap_or_else(|| {
-                "declare the variable in [variables] (with a default), or set a target field with `--set target.FIELD=VALUE`".into()
-            });
-            let problem = Problem::new(
-                ctx.map.file(),
-                key.clone(),
-                format!("`--set {key}=...`: the pipeline declares no variable `{key}`"),
-            );
-            ctx.push(problem.with_help(help));
+            let (message, help) = if key.contains('.') {
+                (
+                    format!("`--set {key}=...`: only variables and target fields can be set"),
+                    "write `--set NAME=VALUE` for a variable declared in [variables], or `--set target.FIELD=VALUE`".to_string(),
+                )
+            } else {
+                let help = did_you_mean(key, variables.keys().map(String::as_str)).unwrap_or_else(|| {
+                    "declare the variable in [variables] (with a default), or set a target field with `--set target.FIELD=VALUE`".into()
+                });
+                (
+                    format!("`--set {key}=...`: the pipeline declares no variable `{key}`"),
+                    help,
+                )
+            };
+            ctx.push(Problem::new(ctx.map.file(), key.clone(), message).with_help(help));
         }
         for key in self.target.keys() {
-            let problem = Problem::new(
-                ctx.map.file(),
-                key.clone(),
-                format!(
-                    "`--set {key}=...`: the pipeline has no [target.database] table to override"
-                ),
-            );
-            ctx.problems
-                .push(problem.with_help("add a [target.database] table to the pipeline"));
+            let table = if key.starts_with("target.database.") {
+                "[target.database]"
+            } else {
+                "[target]"
+            };
+            let message =
+                format!("`--set {key}=...`: the pipeline has no {table} table to override");
+            let help = format!("add a {table} table to the pipeline");
+            ctx.push(Problem::new(ctx.map.file(), key.clone(), message).with_help(help));
         }
     }
 }
