@@ -67,6 +67,15 @@ impl World {
         }
     }
 
+    /// A host whose identity has no RBAC rules at all.
+    pub fn host_as_nobody(&self) -> Host {
+        let token = self.sandbox.service_account_token(NS, "nobody");
+        Host {
+            host: TestHost::new(&self.sandbox.url(), Some(&token)),
+            run_id: "nobody".into(),
+        }
+    }
+
     /// Decoded data of Secret `name`, `None` when absent.
     pub fn secret(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
         let secret = self
