@@ -48,7 +48,7 @@
 //! any field path, limit/continue), create (generateName, uid,
 //! creationTimestamp, generation), update (stale `resourceVersion` -> 409),
 //! patch (JSON, merge, strategic merge with merge keys, server-side apply
-//! with field managers — conflicts between managers are not detected),
+//! with field managers, 409 on conflicts between Apply managers unless forced),
 //! `/status` and `/scale` subresources (`metadata.generation` changes only
 //! when the spec changes), delete with preconditions, finalizers and pod
 //! grace, deletecollection, ownerReference garbage collection (background

@@ -105,6 +105,22 @@ impl ApiError {
         )
     }
 
+    /// 409: server-side apply conflicts with other field managers.
+    pub fn apply_conflict(
+        res: Res<'_>,
+        name: &str,
+        conflicts: &[crate::patch::conflicts::Conflict],
+    ) -> Self {
+        let mut details = res.details(name);
+        details["causes"] = crate::patch::conflicts::causes(conflicts);
+        Self::new(
+            409,
+            "Conflict",
+            crate::patch::conflicts::message(conflicts),
+            Some(details),
+        )
+    }
+
     /// 410: too old resource version (a watch from before the kept history).
     pub fn gone(requested: u64, oldest: u64) -> Self {
         Self::new(

@@ -253,6 +253,26 @@ async fn patches_strategic_merge_json_and_apply() {
             .flatten()
             .any(|m| m.manager.as_deref() == Some("test-manager"))
     );
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "4"}});
+    let (code, reason, message) = api_error(
+        cms.patch("cfg", &PatchParams::apply("other"), &Patch::Apply(&other))
+            .await
+            .expect_err("conflict"),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(
+        message.contains("conflict with \"test-manager\": .data.a"),
+        "{message}"
+    );
+    let forced = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("other").force(),
+            &Patch::Apply(&other),
+        )
+        .await
+        .expect("forced apply");
+    assert_eq!(forced.data.expect("data")["a"], "4");
 }
 
 #[tokio::test]

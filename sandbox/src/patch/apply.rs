@@ -2,28 +2,45 @@
 //! the live object (strategic merge rules, also for custom resources), and
 //! fields the same field manager applied last time but no longer applies are
 //! removed. What a manager applied is recorded in `metadata.managedFields`
-//! (`operation: Apply`, `fieldsV1`) as on a real server. Conflicts between
-//! managers are not detected: every apply behaves as if `force=true`.
+//! (`operation: Apply`, `fieldsV1`) as on a real server. A field another
+//! Apply manager owns with a different value is a conflict (409) unless
+//! `force`, which moves the ownership (see `conflicts.rs`); Update
+//! operations record no field ownership, so they never conflict.
 
 use serde_json::{Map, Value, json};
 
+use super::conflicts::Conflict;
 use super::strategic::{self, merge_key};
 
-/// The object after `manager` applies `applied` to `live` (None = create).
-pub fn apply(live: Option<&Value>, applied: &Value, manager: &str, api_version: &str) -> Value {
+/// The object after `manager` applies `applied` to `live` (None = create),
+/// or the conflicts with other managers when not `force`d.
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    api_version: &str,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
     let mut next = live.cloned().unwrap_or_else(|| json!({}));
+    let fields = fields_of(&strategic::strip(applied));
+    if let Some(live) = live {
+        let conflicts =
+            super::conflicts::resolve(&mut next, live, applied, &fields, manager, force);
+        if !force && !conflicts.is_empty() {
+            return Err(conflicts);
+        }
+    }
     let previous = live.and_then(|l| owned_fields(l, manager));
     let mut patch = applied.clone();
     if let Some(prev) = &previous {
         add_removals(&mut patch, applied, prev);
     }
     strategic::apply(&mut next, &patch);
-    let fields = fields_of(&strategic::strip(applied));
     set_managed_fields(&mut next, manager, api_version, fields);
     if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    next
+    Ok(next)
 }
 
 /// The `fieldsV1` of the manager's last apply.
@@ -152,12 +169,12 @@ mod tests {
     fn reapply_removes_fields_the_manager_dropped() {
         let first = json!({"metadata": {"name": "c", "labels": {"a": "1", "b": "2"}},
             "spec": {"containers": [{"name": "x", "image": "x"}, {"name": "y", "image": "y"}]}});
-        let live = apply(None, &first, "me", "v1");
+        let live = apply(None, &first, "me", "v1", false).expect("create");
         let mut live2 = live.clone();
         live2["metadata"]["labels"]["other"] = json!("kept");
         let second = json!({"metadata": {"name": "c", "labels": {"a": "1"}},
             "spec": {"containers": [{"name": "x", "image": "x2"}]}});
-        let out = apply(Some(&live2), &second, "me", "v1");
+        let out = apply(Some(&live2), &second, "me", "v1", false).expect("no conflict with itself");
         assert_eq!(
             out["metadata"]["labels"],
             json!({"a": "1", "other": "kept"})
@@ -170,5 +187,62 @@ mod tests {
             out["metadata"]["managedFields"].as_array().map(Vec::len),
             Some(1)
         );
+    }
+
+    #[test]
+    fn other_managers_conflict_unless_forced() {
+        let live = apply(
+            None,
+            &json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}}),
+            "first",
+            "v1",
+            false,
+        )
+        .expect("create");
+        let same = apply(
+            Some(&live),
+            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            "second",
+            "v1",
+            false,
+        );
+        assert!(
+            same.is_ok(),
+            "the same value is shared ownership, not a conflict"
+        );
+        let err = apply(
+            Some(&live),
+            &json!({"metadata": {"name": "c"}, "data": {"a": "9"}}),
+            "second",
+            "v1",
+            false,
+        )
+        .expect_err("conflict");
+        assert_eq!(
+            err,
+            vec![super::super::conflicts::Conflict {
+                manager: "first".into(),
+                path: ".data.a".into()
+            }]
+        );
+        let forced = apply(
+            Some(&live),
+            &json!({"metadata": {"name": "c"}, "data": {"a": "9"}}),
+            "second",
+            "v1",
+            true,
+        )
+        .expect("forced");
+        assert_eq!(forced["data"], json!({"a": "9", "b": "2"}));
+        // "first" no longer owns data.a: re-applying without it keeps the value.
+        let again = apply(
+            Some(&forced),
+            &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}),
+            "first",
+            "v1",
+            false,
+        )
+        .expect("reapply");
+        assert_eq!(again["data"], json!({"a": "9", "b": "2"}));
     }
 }

@@ -2,6 +2,7 @@
 //! patch and server-side apply.
 
 pub mod apply;
+pub mod conflicts;
 pub mod strategic;
 
 use serde_json::Value;

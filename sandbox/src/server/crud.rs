@@ -203,12 +203,16 @@ fn patch(
                 )
             })?;
         let api_version = def.api_version();
+        let force = call.query.get("force").is_some_and(|f| f == "true");
+        let conflict =
+            |c: Vec<patch::conflicts::Conflict>| ApiError::apply_conflict(res(def), name, &c);
         let result = store.replace(def, ns, name, sub, opts, |cur| {
-            Ok(patch::apply::apply(Some(cur), &body, manager, &api_version))
+            patch::apply::apply(Some(cur), &body, manager, &api_version, force).map_err(conflict)
         });
         return match result {
             Err(e) if e.code == 404 && sub == Subresource::Main => {
-                let mut created = patch::apply::apply(None, &body, manager, &api_version);
+                let mut created = patch::apply::apply(None, &body, manager, &api_version, force)
+                    .map_err(conflict)?;
                 crate::meta::metadata_mut(&mut created).insert("name".into(), json!(name));
                 Ok(object(
                     StatusCode::CREATED,
