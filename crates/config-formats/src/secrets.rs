@@ -10,14 +10,22 @@ pub const MASK: &str = "****";
 pub const MASK_CHANGED: &str = "**** (changed)";
 
 /// Whether a setting name looks like it holds a secret: it contains
-/// `password`, `passwd`, `secret`, `token` or `credential`, or ends in `key`
+/// `password`, `passwd`, `secret`, `token`, `credential` or `jaas` (Kafka's
+/// `sasl.jaas.config` carries inline passwords), or ends in `key`
 /// or `pwd` (case-insensitive). Deliberately broad: masking a harmless
 /// value costs little, showing a password costs a lot.
 pub fn is_secret_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "credential"]
-        .iter()
-        .any(|word| lower.contains(word))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "credential",
+        "jaas",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
         || lower.ends_with("key")
         || lower.ends_with("pwd")
 }
@@ -46,6 +54,7 @@ mod tests {
             "ssl_key",
             "ssl.key",
             "AccessKey",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
         ] {
             assert!(is_secret_name(name), "{name}");
         }

@@ -77,3 +77,42 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A checked edit of any file that parses either succeeds, with every
+    /// set key reading back once with its value and every deleted key gone,
+    /// or is refused; it never panics.
+    #[test]
+    fn properties_edits_read_back_exactly(
+        text in config_text(),
+        set in proptest::collection::btree_map("[a-z.]{1,6}", any_value(), 0..4),
+        delete in proptest::collection::vec("[a-z.]{1,6}", 0..3),
+    ) {
+        if let Ok(doc) = Document::parse(Format::Properties, &text) {
+            let delete: Vec<String> = delete.into_iter().filter(|k| !set.contains_key(k)).collect();
+            let changes = Changes { set: serde_json::to_value(&set).expect("json"), delete: delete.clone() };
+            let edited = edit(&doc, &changes).expect("properties accept any key and value");
+            let back = Properties::parse(&edited.text).expect("parses back");
+            for (key, value) in &set {
+                prop_assert_eq!(back.get(key), Some(value.as_str()));
+            }
+            for key in &delete {
+                prop_assert_eq!(back.get(key), None);
+            }
+        }
+    }
+
+    #[test]
+    fn json_merges_read_back(a in "[a-z]{1,5}", b in any_value(), n in any::<i32>()) {
+        let doc = Document::parse(Format::Json, "{\"keep\": [1, 2]}\n").expect("parses");
+        let changes = Changes { set: serde_json::json!({ a.clone(): { "s": b, "n": n } }), delete: vec![] };
+        let edited = edit(&doc, &changes).expect("merge");
+        let back: serde_json::Value = serde_json::from_str(&edited.text).expect("valid JSON");
+        prop_assert_eq!(&back[&a]["n"], &serde_json::json!(n));
+        if a != "keep" {
+            prop_assert_eq!(&back["keep"], &serde_json::json!([1, 2]));
+        }
+    }
+}
