@@ -8,9 +8,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use dbops::pipeline::vars::{Segment, parse_template};
-use dbops::pipeline::{LoadOptions, Outputs, Problems, evaluate_when, load_str, when};
+use dbops::pipeline::{
+    LoadOptions, Outputs, Problems, check_against_plugins, evaluate_when, load_str, when,
+};
 use proptest::prelude::*;
 use serde_json::json;
+
+#[path = "data/pipelines/catalog.rs"]
+mod catalog;
 
 const GOOD: &str = include_str!("data/pipelines/good/rotate-tls.toml");
 
@@ -75,7 +80,12 @@ proptest! {
             source.replace_range(at..end, &insert);
         }
         match load_str(&source, Path::new("fuzz.toml"), &options()) {
-            Ok(pipeline) => prop_assert!(!pipeline.steps.is_empty()),
+            Ok(pipeline) => {
+                prop_assert!(!pipeline.steps.is_empty());
+                if let Err(problems) = check_against_plugins(&pipeline, &catalog::FakeCatalog::load()) {
+                    check_positions(&source, &problems);
+                }
+            }
             Err(problems) => {
                 prop_assert!(!problems.is_empty());
                 check_positions(&source, &problems);
