@@ -257,3 +257,31 @@ fn a_missing_issuer_times_out_with_the_certificate_conditions_in_the_error() {
     assert!(err.1.contains("did not become Ready"), "{err:?}");
     assert!(err.1.contains("no-such-issuer"), "{err:?}");
 }
+
+#[test]
+fn rolling_back_the_issue_phase_restores_the_secret_and_the_certificate_spec() {
+    let world = World::start(&[]);
+    ca_issuer(&world, "Issuer", "old-issuer", "old-ca", NS);
+    ca_issuer(&world, "Issuer", "new-issuer", "new-ca", NS);
+    run(&world.host(), "druid", with("add", "Issuer", "old-issuer"));
+    let mut update = with("update-issuer", "Issuer", "new-issuer");
+    run(&world.host(), "druid", update.clone());
+    let before = world.secret("zk-tls").expect("secret");
+    let spec_before = certificate(&world)["spec"].clone();
+
+    update["phase"] = json!("issue");
+    let host = world.host();
+    let outputs = run(&host, "druid", update.clone());
+    assert_eq!(out(&outputs, "phase"), "issue");
+    assert_eq!(
+        certificate(&world)["spec"]["issuerRef"]["name"],
+        "new-issuer"
+    );
+
+    support::compensate(&host, "druid", update);
+    assert_eq!(
+        digest(&world.secret("zk-tls").expect("secret")),
+        digest(&before)
+    );
+    assert_eq!(certificate(&world)["spec"], spec_before);
+}
