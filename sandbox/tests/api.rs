@@ -164,6 +164,11 @@ async fn label_and_field_selectors_and_paging() {
             .len(),
         1
     );
+    let by_name = all
+        .list(&ListParams::default().fields("metadata.name=c"))
+        .await
+        .expect("name across namespaces");
+    assert_eq!(names(by_name), ["c"]);
 }
 
 #[tokio::test]

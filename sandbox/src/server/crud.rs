@@ -101,12 +101,17 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
-/// The list/watch filter from the path namespace and the selectors.
+/// The list/watch filter from the path namespace, the selectors and (for a
+/// watch of one named object) the name.
 pub(crate) fn filter(call: &Call) -> ApiResult<Filter> {
+    let mut fields = call.query.get("fieldSelector").cloned().unwrap_or_default();
+    if let Some(name) = &call.req.name {
+        fields = format!("metadata.name={name},{fields}");
+    }
     Ok(Filter {
         namespace: call.req.namespace.clone(),
         labels: LabelSelector::parse(call.query.get("labelSelector").map_or("", String::as_str))?,
-        fields: FieldSelector::parse(call.query.get("fieldSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(&fields)?,
     })
 }
 

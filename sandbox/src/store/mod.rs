@@ -258,7 +258,11 @@ impl Store {
         let mut items = Vec::new();
         let mut remaining = 0;
         let mut last = None;
-        if let Some(name) = filter.fields.name() {
+        let name_lookup = filter
+            .fields
+            .name()
+            .filter(|_| !def.namespaced || filter.namespace.is_some());
+        if let Some(name) = name_lookup {
             // O(1) path for `metadata.name=x` (what kube's get-by-watch does).
             if let Some(obj) = table.objects.get(&(ns.clone(), name.to_string()))
                 && filter.matches(&obj.value)
