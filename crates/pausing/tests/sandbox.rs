@@ -307,3 +307,43 @@ fn validation_explains_missing_settings_without_the_cluster() {
         TestHost::validate::<Pause>(target(kubedb_zk()), json!({"on_delete": true}), &[]).problems;
     assert_eq!(problems[0].path, "/on_delete");
 }
+
+#[test]
+fn merge_patch_preset_restores_the_spec_and_refuses_an_object_already_holding_it() {
+    let sandbox = sandbox();
+    let druid = |suspend: Option<bool>| {
+        let mut spec = json!({"version": "28.0.1", "topology": {"routers": {"replicas": 1}}});
+        if let Some(s) = suspend {
+            spec["suspend"] = json!(s);
+        }
+        json!({"apiVersion": "kubedb.com/v1", "kind": "Druid", "metadata": {"name": "zk", "namespace": NS}, "spec": spec})
+    };
+    sandbox.apply(druid(Some(false))).expect("seed");
+    let before = snapshot(&sandbox, "kubedb.com/v1", "Druid");
+    let host = host(&sandbox);
+    let with = json!({
+        "preset": "merge-patch",
+        "resource": {"api_version": "kubedb.com/v1", "kind": "Druid", "plural": "druids", "name": "zk"},
+        "patch": {"spec": {"suspend": true}}
+    });
+    let req = request(target(None), with.clone());
+    assert_eq!(ok(host.run::<Pause>(&req))["preset"], "merge-patch");
+    assert_eq!(
+        snapshot(&sandbox, "kubedb.com/v1", "Druid")["spec"]["suspend"],
+        true
+    );
+    ok(host.run::<Resume>(&req));
+    assert_eq!(snapshot(&sandbox, "kubedb.com/v1", "Druid"), before);
+
+    // Suspended by someone else: refused, untouched.
+    sandbox
+        .apply(druid(Some(true)))
+        .expect("suspended elsewhere");
+    let suspended = snapshot(&sandbox, "kubedb.com/v1", "Druid");
+    let other = self::host(&sandbox);
+    assert_eq!(
+        error_reason(other.run::<Pause>(&request(target(None), with))),
+        "PausedByAnother"
+    );
+    assert_eq!(snapshot(&sandbox, "kubedb.com/v1", "Druid"), suspended);
+}
