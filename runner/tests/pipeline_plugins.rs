@@ -184,3 +184,19 @@ fn problems_keep_positions_when_the_source_text_is_gone() {
     assert!(problems.0[0].snippet.is_none());
     assert!(problems.to_string().contains("--> p.toml:16:19"));
 }
+
+#[test]
+fn values_from_the_environment_stay_out_of_messages() {
+    let source = PIPELINE.replace(r#"action = "rotate""#, r#"action = "${env.SECRET}""#);
+    let options =
+        LoadOptions::default().with_env(|name| (name == "SECRET").then(|| "hunter2".to_string()));
+    let pipeline = load_str(&source, Path::new("p.toml"), &options).unwrap();
+    assert_eq!(pipeline.steps[0].with["action"], json!("hunter2"));
+    let problems = check_against_plugins(&pipeline, &recording()).unwrap_err();
+    let text = problems.to_string();
+    assert!(
+        text.contains("found a value from the environment"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}

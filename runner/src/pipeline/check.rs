@@ -215,6 +215,15 @@ impl Checker<'_> {
         }
     }
 
+    /// Whether the value at `pointer` uses `${env.*}` in the file.
+    fn uses_env(&self, step: &StepSpec, pointer: &str) -> bool {
+        step.source
+            .values
+            .get(pointer)
+            .and_then(|s| self.pipeline.source.get(s.value.start..s.value.end))
+            .is_some_and(|text| text.contains("${env."))
+    }
+
     /// The part of `span` where `needle` is written, if it is on the
     /// span's first line.
     fn narrow(&self, span: Span, needle: &str) -> Span {
@@ -264,7 +273,14 @@ impl Checker<'_> {
             }
             let name = with_name(&pointer);
             let key = pointer_to_key(step.source.index, &pointer);
-            let instance = error.instance().to_string();
+            // A value that came from the environment may be a secret: keep
+            // it out of messages.
+            let from_env = self.uses_env(step, &pointer);
+            let instance = if from_env {
+                "a value from the environment".to_string()
+            } else {
+                error.instance().to_string()
+            };
             match error.kind() {
                 ValidationErrorKind::AdditionalProperties { unexpected }
                 | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
@@ -365,7 +381,14 @@ impl Checker<'_> {
                         &span,
                         step,
                         &key,
-                        format!("`{name}` of {place}: {error}"),
+                        if from_env {
+                            format!(
+                                "`{name}` of {place}: {}",
+                                error.masked_with("the value from the environment")
+                            )
+                        } else {
+                            format!("`{name}` of {place}: {error}")
+                        },
                         "invalid value",
                     ));
                 }
