@@ -17,6 +17,15 @@ fn cm(name: &str) -> ConfigMap {
         .expect("configmap")
 }
 
+/// Creates a labelled ConfigMap and returns its resourceVersion.
+async fn create(cms: &Api<ConfigMap>, name: &str) -> String {
+    let created = cms
+        .create(&PostParams::default(), &cm(name))
+        .await
+        .expect("create");
+    created.metadata.resource_version.expect("resourceVersion")
+}
+
 /// Waits at most 10 s for the next item of a stream (a hang is a failure,
 /// not a timing assertion).
 async fn next<S: futures::Stream + Unpin>(stream: &mut S) -> S::Item {
@@ -65,13 +74,7 @@ async fn watch_from_resource_version_sees_later_changes_only() {
 async fn watch_from_compacted_resource_version_is_410_gone() {
     let sb = api_only().await;
     let cms: Api<ConfigMap> = Api::namespaced(client(&sb, None).await, "w");
-    let old = cms
-        .create(&PostParams::default(), &cm("a"))
-        .await
-        .expect("a")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let old = create(&cms, "a").await;
     cms.create(&PostParams::default(), &cm("b"))
         .await
         .expect("b");
@@ -162,13 +165,7 @@ async fn kube_runtime_watcher_works_unchanged() {
 async fn objects_leaving_a_label_selector_are_deleted_from_its_watch() {
     let sb = api_only().await;
     let cms: Api<ConfigMap> = Api::namespaced(client(&sb, None).await, "w");
-    let rv = cms
-        .create(&PostParams::default(), &cm("a"))
-        .await
-        .expect("a")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = create(&cms, "a").await;
     let mut events = cms
         .watch(&WatchParams::default().labels("w=1"), &rv)
         .await

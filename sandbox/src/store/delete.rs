@@ -60,20 +60,9 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Obj> {
-        let key: Key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = super::key_of(def, ns, name);
         let mut table = self.write(def)?;
-        let cur = table
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(res(def), name))?;
+        let cur = super::current(&table, def, &key)?;
         check_preconditions(def, name, &cur.value, opts)?;
         if !opts.dry_run.is_empty() {
             return Ok(cur);

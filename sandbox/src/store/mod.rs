@@ -159,6 +159,21 @@ fn table_key(def: &ResourceDef) -> (String, String, String) {
     (def.group.clone(), def.version.clone(), def.plural.clone())
 }
 
+/// The table key of an object: namespace ("" for cluster-scoped) and name.
+fn key_of(def: &ResourceDef, ns: &str, name: &str) -> Key {
+    let ns = if def.namespaced { ns } else { "" };
+    (ns.to_string(), name.to_string())
+}
+
+/// The stored object under `key`, or 404.
+fn current(table: &Table, def: &ResourceDef, key: &Key) -> ApiResult<Obj> {
+    table
+        .objects
+        .get(key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(res(def), &key.1))
+}
+
 /// Identity of a resource for error messages.
 pub fn res(def: &ResourceDef) -> Res<'_> {
     Res {
@@ -226,11 +241,7 @@ impl Store {
 
     /// One object.
     pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> ApiResult<Obj> {
-        self.read(def)?
-            .objects
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(res(def), name))
+        current(&*self.read(def)?, def, &key_of(def, ns, name))
     }
 
     /// A page of matching objects, starting after `continue_token`.

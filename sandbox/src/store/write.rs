@@ -142,20 +142,9 @@ impl Store {
         opts: &WriteOptions,
         f: impl FnOnce(&Value) -> ApiResult<Value>,
     ) -> ApiResult<Obj> {
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = super::key_of(def, ns, name);
         let mut table = self.write(def)?;
-        let cur = table
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(res(def), name))?;
+        let cur = super::current(&table, def, &key)?;
         let desired = f(&cur.value)?;
         if let Some(rv) = meta::resource_version(&desired)
             && Some(rv) != meta::resource_version(&cur.value)
