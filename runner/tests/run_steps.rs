@@ -158,6 +158,16 @@ with = { fail = "broken on purpose", record = "calls" }
         ]
     );
     assert_eq!(journal["steps"][0]["outputs"]["attempt"], 3);
+    // Each retry is visible on the target as a Warning Event.
+    let events = w
+        .sandbox
+        .list("v1", "Event", Some("rt"))
+        .expect("list events");
+    let retries = events
+        .iter()
+        .filter(|e| e["reason"] == "TestTransient" && e["type"] == "Warning")
+        .count();
+    assert_eq!(retries, 2, "{events:?}");
     assert_eq!(journal["steps"][1]["reason"], "TestFailed");
 }
 

@@ -117,13 +117,27 @@ impl Executor {
                 return outcome;
             }
             let delay = backoff(&step.retry, tries);
+            let pretty = humantime::format_duration(Duration::from_millis(
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            ));
             tracing::warn!(
                 attempt,
                 reason = %reason,
-                "step {} failed with a transient error, retrying in {}: {message}",
+                "step {} failed with a transient error, retrying in {pretty}: {message}",
                 step.id,
-                humantime::format_duration(Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)))
             );
+            self.env
+                .events
+                .emit_logged(
+                    "Warning",
+                    reason,
+                    &format!(
+                        "step {} attempt {attempt} failed ({message}); retrying in {pretty}",
+                        step.id
+                    ),
+                    Some(&step.id),
+                )
+                .await;
             if kind == CallKind::Run {
                 let (reason, message) = (reason.clone(), message.clone());
                 let _ = self
