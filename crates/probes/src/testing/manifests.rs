@@ -87,42 +87,21 @@ fn command_statefulset(
     mounts: Value,
     ready_port: u16,
 ) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": {"app": spec.name}},
-        "spec": {
-            "replicas": spec.replicas,
-            "serviceName": format!("{}-pods", spec.name),
-            "podManagementPolicy": "Parallel",
-            "updateStrategy": {"type": spec.update_strategy},
-            "selector": {"matchLabels": {"app": spec.name}},
-            "template": {
-                "metadata": {
-                    "labels": {"app": spec.name},
-                    "annotations": {
-                        "sandbox.dbops.io/process": "command",
-                        "sandbox.dbops.io/command": script,
-                    }
-                },
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [{
-                        "name": "server",
-                        "image": "debian:bookworm",
-                        "env": env,
-                        "ports": [{"name": "client", "containerPort": ready_port}],
-                        "volumeMounts": mounts,
-                        "readinessProbe": {
-                            "tcpSocket": {"port": ready_port},
-                            "periodSeconds": 1,
-                            "timeoutSeconds": 1
-                        }
-                    }],
-                    "volumes": volumes
-                }
-            }
-        }
-    })
+    let annotations = json!({
+        "sandbox.dbops.io/process": "command",
+        "sandbox.dbops.io/command": script,
+    });
+    let mut sts = pod_set(spec, annotations, volumes, mounts, ready_port);
+    let pod = &mut sts["spec"]["template"]["spec"];
+    pod["terminationGracePeriodSeconds"] = json!(5);
+    let container = &mut pod["containers"][0];
+    container["env"] = env;
+    container["readinessProbe"] = json!({
+        "tcpSocket": {"port": ready_port},
+        "periodSeconds": 1,
+        "timeoutSeconds": 1
+    });
+    sts
 }
 
 /// Name, namespace and size of a StatefulSet of real servers.
