@@ -324,3 +324,28 @@ fn validation_reports_every_problem_without_the_cluster() {
     );
     assert!(ok.problems.is_empty(), "{:?}", ok.problems);
 }
+
+#[test]
+fn a_write_after_a_concurrent_change_is_a_transient_conflict_not_a_lost_update() {
+    use dbops_plugin_patch_config::config::ObjectKind;
+    use dbops_plugin_patch_config::store::Store;
+    use dbops_plugin_sdk::Context;
+
+    let sandbox = sandbox();
+    config_map(&sandbox, "zk-config", json!({"zoo.cfg": "tickTime=2000\n"}));
+    let host = host(&sandbox);
+    let ctx = Context::new(&host, request("zookeeper", "config", json!({})));
+    let store = Store::new(&ctx, ObjectKind::ConfigMap);
+    let read = store.read_existing("zk-config").expect("read");
+    config_map(&sandbox, "zk-config", json!({"zoo.cfg": "tickTime=3000\n"}));
+    let changes =
+        std::collections::BTreeMap::from([("zoo.cfg".to_owned(), Some("tickTime=1\n".to_owned()))]);
+    let err = store
+        .write("zk-config", &changes, &read.resource_version)
+        .expect_err("stale write refused");
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(
+        data(&sandbox, "ConfigMap", "zk-config").expect("exists")["zoo.cfg"],
+        "tickTime=3000\n"
+    );
+}
