@@ -15,7 +15,8 @@
 //! [`job`] reads and writes the output Secret, [`material`] builds its
 //! contents (PEM, PKCS#12, JKS), [`sans`] computes the names, [`secrets`]
 //! labels, backs up and restores Secrets, [`state`] is the durable state,
-//! [`compensate`] the rollback. The `with` table is [`config::Config`].
+//! [`compensate`] the rollback. The `with` table is [`config::Config`],
+//! checked by [`validate`] before anything touches the cluster.
 //!
 //! Output Secret (`<target>-tls` by default, `kubernetes.io/tls`):
 //! `tls.crt` (leaf + CA), `tls.key` (PKCS#8 PEM), `ca.crt` (trust bundle),
@@ -41,6 +42,7 @@ pub mod rollover;
 pub mod sans;
 pub mod secrets;
 pub mod state;
+pub mod validate;
 
 use dbops_plugin_sdk::{Context, Outputs, Problem, Step, StepResult, Target, export_plugin};
 
@@ -93,7 +95,7 @@ impl Step for IssueCert {
     const COMPENSATES: bool = true;
 
     fn validate(config: &Config, target: &Target) -> Vec<Problem> {
-        config::validate(config, target)
+        validate::validate(config, target)
     }
 
     fn run(ctx: &Context<'_>, config: Config) -> StepResult<Outputs> {
