@@ -59,6 +59,19 @@ impl Sandbox {
             addr: config.listen,
             source,
         })?;
+        let (state_dir, temp_dir) = match &config.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(Error::StateDir)?;
+                (dir.clone(), None)
+            }
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("dbops-sandbox-")
+                    .tempdir()
+                    .map_err(Error::StateDir)?;
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
         let shutdown = CancellationToken::new();
         let state = AppState {
             store: store.clone(),
@@ -67,6 +80,7 @@ impl Sandbox {
             shutdown: shutdown.clone(),
             bookmark_interval: config.bookmark_interval,
             address: addr.to_string(),
+            state_dir: state_dir.clone(),
         };
         let router = server::router(state);
         // Plain HTTP on `listen` (url(); the controllers and most tests),
@@ -100,19 +114,6 @@ impl Sandbox {
         let url = format!("http://{addr}");
         let https_url = format!("https://{https_addr}");
         let ca_pem = tls.ca_pem;
-        let (state_dir, temp_dir) = match &config.state_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(Error::StateDir)?;
-                (dir.clone(), None)
-            }
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("dbops-sandbox-")
-                    .tempdir()
-                    .map_err(Error::StateDir)?;
-                (dir.path().to_path_buf(), Some(dir))
-            }
-        };
         let mut tasks = tasks;
         if config.controllers {
             let ctx = ControllerContext {

@@ -317,3 +317,32 @@ fn kubectl_auth_can_i_evaluates_rbac() {
     );
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("forbidden"));
 }
+
+#[test]
+fn kubectl_logs_reads_the_pod_log_the_kubelet_writes() {
+    let sb = Sandbox::start_background(SandboxConfig {
+        controllers: false,
+        ..Default::default()
+    })
+    .expect("start");
+    let pod = sb
+        .apply(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "zk-0", "namespace": "kc"},
+            "spec": {"containers": [{"name": "zk", "image": "zk"}]}}))
+        .expect("pod");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid");
+    // Where the kubelet stand-in writes a pod's process output.
+    let dir = sb.state_dir().join("pods").join(format!("kc_zk-0_{uid}"));
+    std::fs::create_dir_all(&dir).expect("pod dir");
+    std::fs::write(dir.join("log"), "starting\nbinding to port 2181\nready\n").expect("log");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kc = tmp.path().join("kubeconfig");
+    sb.write_kubeconfig(&kc, None).expect("kubeconfig");
+    assert_eq!(
+        ok(&kc, &["logs", "zk-0", "-n", "kc"], None),
+        "starting\nbinding to port 2181\nready\n"
+    );
+    assert_eq!(
+        ok(&kc, &["logs", "zk-0", "-n", "kc", "--tail", "1"], None),
+        "ready\n"
+    );
+}

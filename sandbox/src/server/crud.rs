@@ -6,7 +6,7 @@ use bytes::{BufMut as _, BytesMut};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{AppState, Call, bytes_response, json_response, table, watch};
+use super::{AppState, Call, bytes_response, json_response, logs, table, watch};
 use crate::patch::{self, PatchType};
 use crate::registry::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -40,6 +40,14 @@ pub(crate) async fn dispatch(state: &AppState, call: Call) -> ApiResult<Response
             StatusCode::OK,
             &scale_of(&store.get(&def, &ns, &name)?.value),
         )),
+        "get" if call.req.subresource.as_deref() == Some("log") => {
+            logs::pod_log(
+                &state.state_dir,
+                &store.get(&def, &ns, &name)?.value,
+                &call.query,
+            )
+            .await
+        }
         "get" if table::wanted(&call.accept) => {
             let obj = store.get(&def, &ns, &name)?;
             let meta = json!({"resourceVersion": crate::meta::resource_version(&obj.value)});

@@ -4,6 +4,7 @@
 
 mod crud;
 mod discovery;
+mod logs;
 mod proto;
 mod review;
 mod route;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// `host:port` the server listens on (for `/api`).
     pub address: String,
+    /// The controllers' state directory (pod logs for `pods/log`).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// The axum app: a single fallback handler, since Kubernetes URLs are

@@ -127,7 +127,8 @@ pub fn route(registry: &Registry, path: &str) -> ApiResult<Endpoint> {
     if let Some(sub) = sub {
         let known = (*sub == "status" && def.status)
             || (*sub == "scale" && def.scale)
-            || (*sub == "finalize" && def.plural == "namespaces");
+            || (*sub == "finalize" && def.plural == "namespaces")
+            || (*sub == "log" && def.group.is_empty() && def.plural == "pods");
         if !known {
             return Err(not_found());
         }
