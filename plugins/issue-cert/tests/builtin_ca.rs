@@ -156,7 +156,7 @@ fn mysql_family_engines_get_pem_only() {
 #[test]
 fn rotate_is_a_no_op_when_not_due_and_force_rotates_serial_and_key_with_a_backup() {
     let world = World::start(&[]);
-    run(&world.host(), "zookeeper", add_with());
+    let added = run(&world.host(), "zookeeper", add_with());
     let before = world.secret("zk-tls").expect("tls secret");
     let rotate = json!({"action": "rotate", "renew_before": "720h", "issuer": {"kind": "ca", "name": "zk-ca"},
                         "certificate": {"wildcard": true, "ip_addresses": ["127.0.0.1"]}});
@@ -181,6 +181,12 @@ fn rotate_is_a_no_op_when_not_due_and_force_rotates_serial_and_key_with_a_backup
     forced["force"] = json!(true);
     let host = world.host();
     let outputs = run(&host, "zookeeper", forced.clone());
+    assert_ne!(
+        out(&outputs, "serial"),
+        out(&added, "serial"),
+        "a new serial"
+    );
+    assert_ne!(out(&outputs, "fingerprint"), out(&added, "fingerprint"));
     assert_eq!(outputs.get("changed"), Some(&json!(true)));
     let after = world.secret("zk-tls").expect("tls secret");
     assert!(
