@@ -156,3 +156,18 @@ pub fn served_serial(address: &str, ca_pem: &[u8], server_name: &str) -> Result<
 pub fn hex(serial: &str) -> String {
     dbops_probes::tls::normalize_hex(serial, true)
 }
+
+/// The Events of a run (annotation `dbops.io/run-id`).
+pub fn events_of(sandbox: &Sandbox, namespace: &str, run_id: &str) -> Vec<Value> {
+    let events = sandbox
+        .list("v1", "Event", Some(namespace))
+        .expect("list events");
+    events
+        .into_iter()
+        .filter(|e| {
+            e.pointer("/metadata/annotations/dbops.io~1run-id")
+                .and_then(Value::as_str)
+                == Some(run_id)
+        })
+        .collect()
+}
