@@ -486,12 +486,6 @@ mod tests {
         assert_eq!(masked, "ssl.keystore.password=**** (changed)\nport=1\n");
         assert!(!before.render_masked(&BTreeSet::new()).contains("old"));
     }
-}
-
-#[cfg(test)]
-mod set_table_tests {
-    use super::*;
-    use serde_json::json;
 
     #[test]
     fn a_document_merged_as_a_set_table_sets_all_its_settings() {
