@@ -193,7 +193,16 @@ async fn command_pod_runs_with_its_volumes_and_is_ready_by_tcp_probe() {
         )
         .await
         .expect("create ConfigMap");
-    let script = "printf '%s %s %s' \"$POD_NAME\" \"$POD_ORDINAL\" \"$GREETING\" > env.txt; \
+    apply_secret(
+        &client,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "app-secret", "namespace": NS},
+            "data": {"password": base64_encode(b"s3cret")}
+        }),
+    )
+    .await;
+    let script = "printf '%s %s %s %s' \"$POD_NAME\" \"$POD_ORDINAL\" \"$GREETING\" \"$PASSWORD\" > env.txt; \
                   cp \"$VOLUME_CONFIG/app.conf\" copied.conf; \
                   exec python3 -m http.server --bind \"$POD_IP\" 8080";
     let api = create_pod(&client, json!({
@@ -204,12 +213,24 @@ async fn command_pod_runs_with_its_volumes_and_is_ready_by_tcp_probe() {
             "terminationGracePeriodSeconds": 2,
             "containers": [{
                 "name": "app", "image": "python",
-                "env": [{"name": "GREETING", "value": "hi"}],
+                "env": [
+                    {"name": "GREETING", "value": "hi"},
+                    {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "password"}}}
+                ],
                 "ports": [{"name": "http", "containerPort": 8080}],
                 "readinessProbe": {"tcpSocket": {"port": 8080}},
-                "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}]
+                "volumeMounts": [
+                    {"name": "config", "mountPath": "/etc/app"},
+                    {"name": "bundle", "mountPath": "/bundle"}
+                ]
             }],
-            "volumes": [{"name": "config", "configMap": {"name": "app-config"}}]
+            "volumes": [
+                {"name": "config", "configMap": {"name": "app-config"}},
+                {"name": "bundle", "projected": {"sources": [
+                    {"secret": {"name": "app-secret", "items": [{"key": "password", "path": "creds/pw.txt"}]}},
+                    {"configMap": {"name": "app-config"}}
+                ]}}
+            ]
         }
     }))
     .await;
@@ -223,7 +244,12 @@ async fn command_pod_runs_with_its_volumes_and_is_ready_by_tcp_probe() {
         http_get(&ip, 8080, "/etc/app/app.conf").await,
         "greeting=hello from the ConfigMap\n"
     );
-    assert_eq!(http_get(&ip, 8080, "/env.txt").await, "app-3 3 hi");
+    assert_eq!(http_get(&ip, 8080, "/env.txt").await, "app-3 3 hi s3cret");
+    assert_eq!(http_get(&ip, 8080, "/bundle/creds/pw.txt").await, "s3cret");
+    assert_eq!(
+        http_get(&ip, 8080, "/volumes/bundle/app.conf").await,
+        "greeting=hello from the ConfigMap\n"
+    );
     let uid = pod.metadata.uid.clone().expect("uid");
     let log = sandbox
         .state_dir()
