@@ -158,6 +158,11 @@ pub fn discover(dir: &Path) -> Result<Vec<(String, PathBuf)>, PluginError> {
 
 /// Check, load and describe one file. `pins` are (step id, expected sha256).
 pub fn load_file(path: &Path, pins: &[(String, String)]) -> Result<LoadedPlugin, PluginError> {
+    // The directory of the name we were given matters too: through a
+    // symlink in a world-writable directory anyone could swap the target.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        safety::check_directory(path, dir)?;
+    }
     let path = path
         .canonicalize()
         .map_err(|source| safety::SafetyError::Unreadable {
@@ -267,6 +272,34 @@ mod tests {
         assert_eq!(
             resolve("x/liby.so", Path::new("/p"), Path::new("/pipe")),
             PathBuf::from("/pipe/x/liby.so")
+        );
+    }
+
+    #[test]
+    fn a_symlink_in_a_world_writable_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let safe = tempfile::tempdir().expect("tempdir");
+        let open = tempfile::tempdir().expect("tempdir");
+        let perms = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        perms(safe.path(), 0o755);
+        perms(open.path(), 0o777);
+        let target = safe.path().join("libdbops_plugin_x.so");
+        std::fs::write(&target, b"not loaded").expect("write");
+        perms(&target, 0o644);
+        let link = open.path().join("libdbops_plugin_x.so");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let err = load_file(&link, &[]).expect_err("refused before loading");
+        assert!(
+            matches!(
+                &err,
+                PluginError::Unsafe(safety::SafetyError::WorldWritable {
+                    what: "its directory",
+                    ..
+                })
+            ),
+            "{err}"
         );
     }
 

@@ -84,17 +84,7 @@ pub fn check_permissions(path: &Path) -> Result<(), SafetyError> {
         });
     }
     if let Some(dir) = path.parent() {
-        let dir_meta = fs::metadata(dir).map_err(unreadable)?;
-        // A world-writable directory is safe only with the sticky bit
-        // (like /tmp): then others cannot replace our file.
-        if dir_meta.mode() & 0o002 != 0 && dir_meta.mode() & 0o1000 == 0 {
-            return Err(SafetyError::WorldWritable {
-                path: path.to_owned(),
-                what: "its directory",
-                writable: dir.to_owned(),
-                mode: dir_meta.mode() & 0o7777,
-            });
-        }
+        check_directory(path, dir)?;
     }
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
@@ -102,6 +92,25 @@ pub fn check_permissions(path: &Path) -> Result<(), SafetyError> {
             path: path.to_owned(),
             owner: meta.uid(),
             me,
+        });
+    }
+    Ok(())
+}
+
+/// Check that `dir`, which holds `plugin` (or a symlink to it), cannot be
+/// written by everyone. A world-writable directory is safe only with the
+/// sticky bit (like /tmp): then others cannot replace our file.
+pub fn check_directory(plugin: &Path, dir: &Path) -> Result<(), SafetyError> {
+    let meta = fs::metadata(dir).map_err(|source| SafetyError::Unreadable {
+        path: plugin.to_owned(),
+        source,
+    })?;
+    if meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
+        return Err(SafetyError::WorldWritable {
+            path: plugin.to_owned(),
+            what: "its directory",
+            writable: dir.to_owned(),
+            mode: meta.mode() & 0o7777,
         });
     }
     Ok(())
