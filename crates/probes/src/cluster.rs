@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use dbops_plugin_sdk::k8s_openapi::api::core::v1::{Pod, Secret};
-use dbops_plugin_sdk::kube::{Api, ApiResource};
+use dbops_plugin_sdk::kube::{Api, ApiResource, ListParams};
 use dbops_plugin_sdk::serde_json::Value;
 use dbops_plugin_sdk::{Context, Problem, StepError, StepResult, Target, wait};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,8 @@ pub struct Workload {
     pub partition: Option<i64>,
     /// `metadata.generation` > `status.observedGeneration`: the controller has not seen the latest spec.
     pub spec_pending: bool,
+    /// `spec.selector.matchLabels` as a label selector (`app=zk,tier=db`), when set.
+    pub selector: Option<String>,
 }
 
 impl Workload {
@@ -77,6 +79,7 @@ impl Workload {
                 .pointer("/spec/updateStrategy/rollingUpdate/partition")
                 .and_then(Value::as_i64),
             spec_pending: observed < generation,
+            selector: match_labels(object),
         })
     }
 
@@ -91,6 +94,16 @@ impl Workload {
     pub fn service(&self) -> &str {
         self.service_name.as_deref().unwrap_or(&self.name)
     }
+}
+
+/// `spec.selector.matchLabels` as a label selector string.
+fn match_labels(object: &Value) -> Option<String> {
+    let labels = object.pointer("/spec/selector/matchLabels")?.as_object()?;
+    let pairs: Vec<String> = labels
+        .iter()
+        .filter_map(|(key, value)| Some(format!("{key}={}", value.as_str()?)))
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join(","))
 }
 
 /// The plural resource name of a workload kind.
@@ -248,15 +261,28 @@ pub fn pod_status_summary(pod: &Pod) -> String {
     parts.join(", ")
 }
 
-/// The members of `workload`, with their pods as they are now.
+/// The members of `workload`, with their pods as they are now: one list by
+/// the workload's selector (or one get per member when it has none).
 pub fn load_members(ctx: &Context<'_>, workload: &Workload) -> StepResult<Vec<Member>> {
     let pods = ctx.kube().api::<Pod>(Some(&workload.namespace));
+    let mut listed: BTreeMap<String, Pod> = match &workload.selector {
+        Some(selector) => pods
+            .list(&ListParams::labels(selector.clone()))?
+            .items
+            .into_iter()
+            .filter_map(|pod| Some((pod.metadata.name.clone()?, pod)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
     workload
         .member_names()
         .into_iter()
         .enumerate()
         .map(|(ordinal, name)| {
-            let pod = pods.get_opt(&name)?;
+            let pod = match workload.selector {
+                Some(_) => listed.remove(&name),
+                None => pods.get_opt(&name)?,
+            };
             Ok(Member {
                 name,
                 ordinal: ordinal as u32,
@@ -570,6 +596,16 @@ mod tests {
         assert_eq!(w.update_revision.as_deref(), Some("zk-abc"));
         assert_eq!(w.partition, Some(0));
         assert!(!w.spec_pending);
+        assert_eq!(w.selector, None);
+        let selected = json!({"metadata": {"name": "zk"},
+            "spec": {"selector": {"matchLabels": {"app": "zk", "tier": "db"}}}});
+        assert_eq!(
+            Workload::from_value("StatefulSet", "db", &selected)
+                .unwrap()
+                .selector
+                .as_deref(),
+            Some("app=zk,tier=db")
+        );
         let pending = json!({"metadata": {"name": "x", "generation": 2}, "status": {"observedGeneration": 1}});
         assert!(
             Workload::from_value("PetSet", "db", &pending)
