@@ -47,7 +47,8 @@
 //! values, `secretKeyRef`, `configMapKeyRef`, `fieldRef` of name, namespace,
 //! uid, podIP). Output goes to `POD_DIR/log`. Its readiness comes from the
 //! container's `readinessProbe` (`tcpSocket`, `exec` with the same
-//! environment, `httpGet`), probed every [`KubeletConfig::probe_period`];
+//! environment, `httpGet` over HTTP or HTTPS without certificate
+//! verification, `grpc` as a TCP connect), probed every [`KubeletConfig::probe_period`];
 //! without a probe the pod is Ready once its process started. On deletion the
 //! process group gets SIGTERM, then SIGKILL after the pod's grace period
 //! (capped by [`KubeletConfig::max_termination_grace`]).

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::process;
@@ -52,11 +53,22 @@ async fn run(
         };
         let host = http.host.clone().unwrap_or_else(|| pod_ip.to_owned());
         let path = http.path.clone().unwrap_or_else(|| "/".to_owned());
-        return tokio::time::timeout(timeout, http_ok(&host, port, &path))
+        let https = http.scheme.as_deref() == Some("HTTPS");
+        return tokio::time::timeout(timeout, http_ok(&host, port, &path, https))
             .await
             .unwrap_or(false);
     }
-    // gRPC or an empty probe: nothing the sandbox can check.
+    if let Some(grpc) = &probe.grpc {
+        // Approximated: the gRPC port accepts connections.
+        let Ok(port) = u16::try_from(grpc.port) else {
+            return false;
+        };
+        return matches!(
+            tokio::time::timeout(timeout, TcpStream::connect((pod_ip, port))).await,
+            Ok(Ok(_))
+        );
+    }
+    // An empty probe: nothing to check.
     true
 }
 
@@ -75,11 +87,35 @@ fn resolve_port(port: &IntOrString, container: &Container) -> Option<u16> {
     }
 }
 
-/// A plain HTTP/1.0 GET; success for a 2xx or 3xx status.
-async fn http_ok(host: &str, port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect((host, port)).await else {
+/// An HTTP/1.0 GET (over TLS for HTTPS, without verifying the server's
+/// certificate, as the kubelet does); success for a 2xx or 3xx status.
+async fn http_ok(host: &str, port: u16, path: &str, https: bool) -> bool {
+    let Ok(stream) = TcpStream::connect((host, port)).await else {
         return false;
     };
+    if !https {
+        return http_exchange(stream, host, path).await;
+    }
+    let (Some(config), Ok(name)) = (
+        insecure::client_config(),
+        ServerName::try_from(host.to_owned()),
+    ) else {
+        return false;
+    };
+    match tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+    {
+        Ok(tls) => http_exchange(tls, host, path).await,
+        Err(_) => false,
+    }
+}
+
+async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+) -> bool {
     let request =
         format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: kube-probe/sandbox\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
@@ -95,6 +131,70 @@ async fn http_ok(host: &str, port: u16, path: &str) -> bool {
     }
     let line = String::from_utf8_lossy(&head[..read]);
     matches!(line.get(9..10), Some("2") | Some("3"))
+}
+
+/// A TLS client that accepts any server certificate (HTTPS probes only).
+mod insecure {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+    use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+    #[derive(Debug)]
+    struct AcceptAny(WebPkiSupportedAlgorithms);
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.supported_schemes()
+        }
+    }
+
+    /// The client configuration of HTTPS probes (`None` only if the ring
+    /// provider lacked the default protocol versions).
+    pub fn client_config() -> Option<Arc<ClientConfig>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(AcceptAny(provider.signature_verification_algorithms));
+        let builder = ClientConfig::builder_with_provider(provider as Arc<CryptoProvider>)
+            .with_safe_default_protocol_versions()
+            .ok()?;
+        Some(Arc::new(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +242,36 @@ mod tests {
         );
         assert_eq!(resolve_port(&IntOrString::String("nope".into()), &c), None);
         assert_eq!(resolve_port(&IntOrString::Int(80), &c), Some(80));
+    }
+
+    #[tokio::test]
+    async fn https_probe_does_not_verify_the_certificate() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params =
+            rcgen::CertificateParams::new(vec!["elsewhere.test".to_owned()]).expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        std::fs::write(tmp.path().join("tls.crt"), cert.pem()).expect("write");
+        std::fs::write(tmp.path().join("tls.key"), key.serialize_pem()).expect("write");
+        let ip = std::net::Ipv4Addr::LOCALHOST;
+        let port = std::net::TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let _endpoint = super::super::tls_endpoint::TlsEndpoint::start(
+            ip,
+            port,
+            tmp.path(),
+            "tls.crt",
+            "tls.key",
+        )
+        .await
+        .expect("endpoint");
+        let c =
+            container(json!({"httpGet": {"port": port, "path": "/healthz", "scheme": "HTTPS"}}));
+        assert!(ready(&c, "127.0.0.1", tmp.path(), &[]).await);
+        let closed = container(json!({"httpGet": {"port": 1, "scheme": "HTTPS"}}));
+        assert!(!ready(&closed, "127.0.0.1", tmp.path(), &[]).await);
     }
 
     #[tokio::test]
