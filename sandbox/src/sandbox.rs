@@ -49,31 +49,21 @@ impl Sandbox {
         for rule in &config.faults {
             faults.add(rule.clone());
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind {
+        let (state_dir, temp_dir) = state_dir(&config)?;
+        // Plain HTTP on `listen` (url(): the controllers and most tests),
+        // HTTPS on a second port for kubeconfigs: kubectl only sends
+        // credentials over TLS.
+        let bind_err = |source| Error::Bind {
             addr: config.listen,
             source,
-        })?;
-        let (state_dir, temp_dir) = match &config.state_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(Error::StateDir)?;
-                (dir.clone(), None)
-            }
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("dbops-sandbox-")
-                    .tempdir()
-                    .map_err(Error::StateDir)?;
-                (dir.path().to_path_buf(), Some(dir))
-            }
         };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let https_listener = TcpListener::bind((addr.ip(), 0)).await.map_err(bind_err)?;
+        let https_addr = https_listener.local_addr().map_err(bind_err)?;
+        let tls = tls::generate()?;
         let shutdown = CancellationToken::new();
-        let state = AppState {
+        let router = server::router(AppState {
             store: store.clone(),
             tokens: tokens.clone(),
             faults: faults.clone(),
@@ -81,24 +71,9 @@ impl Sandbox {
             bookmark_interval: config.bookmark_interval,
             address: addr.to_string(),
             state_dir: state_dir.clone(),
-        };
-        let router = server::router(state);
-        // Plain HTTP on `listen` (url(); the controllers and most tests),
-        // HTTPS on a second port for kubeconfigs: kubectl only sends
-        // credentials over TLS.
-        let tls = tls::generate()?;
-        let https_listener =
-            TcpListener::bind((addr.ip(), 0))
-                .await
-                .map_err(|source| Error::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let https_addr = https_listener.local_addr().map_err(|source| Error::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let tasks = vec![
+        });
+        let url = format!("http://{addr}");
+        let mut tasks = vec![
             tokio::spawn(listen::serve_http(
                 listener,
                 router.clone(),
@@ -111,10 +86,6 @@ impl Sandbox {
                 shutdown.clone(),
             )),
         ];
-        let url = format!("http://{addr}");
-        let https_url = format!("https://{https_addr}");
-        let ca_pem = tls.ca_pem;
-        let mut tasks = tasks;
         if config.controllers {
             let ctx = ControllerContext {
                 base_url: url.clone(),
@@ -127,12 +98,12 @@ impl Sandbox {
         tracing::info!(%url, "sandbox API server listening");
         Ok(Self {
             url,
-            https_url,
+            https_url: format!("https://{https_addr}"),
             store,
             tokens,
             faults,
             shutdown,
-            ca_pem,
+            ca_pem: tls.ca_pem,
             state_dir,
             tasks,
             background: None,
@@ -302,6 +273,23 @@ impl Drop for Sandbox {
         }
         if let Some(thread) = self.background.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// The configured state directory, or a temporary one removed on drop.
+fn state_dir(config: &SandboxConfig) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match &config.state_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(Error::StateDir)?;
+            Ok((dir.clone(), None))
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("dbops-sandbox-")
+                .tempdir()
+                .map_err(Error::StateDir)?;
+            Ok((dir.path().to_path_buf(), Some(dir)))
         }
     }
 }
