@@ -35,7 +35,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable lines, one per event, with the step span in front.
+    /// Human-readable progress: time, level and message, one line per event.
     #[default]
     Text,
     /// One JSON object per line (for log collectors).

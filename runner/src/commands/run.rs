@@ -29,7 +29,8 @@ pub struct RunArgs {
     /// Cluster connection.
     #[command(flatten)]
     pub kube: KubeArgs,
-    /// Run id; reuse one to resume an interrupted run.
+    /// Run id; reuse one to resume an interrupted run (default: $JOB_UID
+    /// in a Job, else a new id).
     #[arg(long, env = "DBOPS_RUN_ID", value_name = "ID")]
     pub run_id: Option<String>,
     /// Run the plugins without writing anything: no lock, no journal, no
