@@ -1,0 +1,89 @@
+//! Runs that do not go as planned, and the demo: a pipeline that fails
+//! after it changed something is rolled back (exit 3, Secrets removed again,
+//! target resumed); `dbops demo` rotates its ensemble's certificates.
+
+use dbops_e2e::world::Engine;
+use dbops_e2e::{Env, cluster, rbac};
+
+#[test]
+fn a_failed_add_tls_is_rolled_back_and_the_target_resumed() {
+    let env = Env::start();
+    let engine = Engine::named("kafka");
+    let namespace = "rollback";
+    for object in engine.objects(namespace) {
+        env.sandbox.apply(object).expect("fake database created");
+    }
+    rbac::apply(&env.sandbox, namespace);
+    let kubeconfig = env.service_account_kubeconfig(namespace, rbac::SERVICE_ACCOUNT);
+    cluster::wait_ready(&env.admin_kubeconfig, namespace, engine.name);
+    // The configuration patch-config must change is gone: the certificate
+    // step succeeds, the configuration step fails.
+    env.sandbox
+        .delete(
+            "v1",
+            "ConfigMap",
+            namespace,
+            &format!("{}-config", engine.name),
+        )
+        .expect("configmap deleted");
+
+    let mut sets = engine.sets(namespace, "add-tls");
+    sets.push("create_ca=true".into());
+    let outcome = env.run(
+        &engine.pipeline("add-tls"),
+        &kubeconfig,
+        "failing-add",
+        &sets,
+    );
+    outcome.expect_code(3, "a failed step with on_failure = rollback exits 3");
+
+    let journal = cluster::journal(&env.sandbox, namespace, "failing-add");
+    assert_eq!(journal["outcome"], "failed-rolled-back", "{journal}");
+    assert_eq!(cluster::step(&journal, "config")["state"], "failed");
+    assert_eq!(cluster::step(&journal, "cert")["state"], "compensated");
+    assert_eq!(cluster::step(&journal, "restart")["state"], "skipped");
+    assert_eq!(cluster::step(&journal, "resume")["state"], "succeeded");
+    let message = cluster::step(&journal, "config")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("kafka-config"),
+        "the failure names the missing ConfigMap: {message}"
+    );
+    assert!(
+        cluster::secret(&env.sandbox, namespace, "kafka-tls").is_none(),
+        "the certificate Secret add-tls wrote is removed again"
+    );
+    assert!(
+        !cluster::paused(&env.sandbox, namespace, engine.name),
+        "the target is resumed"
+    );
+}
+
+#[test]
+fn the_demo_rotates_every_member_certificate() {
+    let env = Env::start();
+    let outcome = env.dbops(&["demo"]);
+    outcome.expect_code(0, "dbops demo");
+    let out = &outcome.stdout;
+    assert!(
+        out.contains("run demo-") && out.contains(": succeeded"),
+        "{out}"
+    );
+    assert!(out.contains("restart order: zk-"), "{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("zk-") && !l.contains("serves"))
+        .collect();
+    assert_eq!(rows.len(), 3, "one serial row per member: {out}");
+    for row in rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_ne!(
+            cols[1], cols[2],
+            "{} serves a new certificate: {row}",
+            cols[0]
+        );
+    }
+    assert!(out.contains("trace id: "), "{out}");
+}
