@@ -5,6 +5,7 @@ use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -61,9 +62,7 @@ impl Process {
                 })
         };
         let (stdout, stderr) = (open()?, open()?);
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
+        let child = shell(script)
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -104,6 +103,30 @@ impl Drop for Process {
             let _ = killpg(group, Signal::SIGKILL);
         }
     }
+}
+
+/// `sh -c script`, under `setpriv --pdeathsig KILL` when available, so the
+/// process (or what it `exec`s) dies with the sandbox even if the sandbox
+/// is killed without unwinding (e.g. a test runner's timeout).
+fn shell(script: &str) -> Command {
+    static SETPRIV: OnceLock<bool> = OnceLock::new();
+    let setpriv = *SETPRIV.get_or_init(|| {
+        std::process::Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let mut command = if setpriv {
+        let mut command = Command::new("setpriv");
+        command.args(["--pdeathsig", "KILL", "--", "sh"]);
+        command
+    } else {
+        Command::new("sh")
+    };
+    command.arg("-c").arg(script);
+    command
 }
 
 /// Runs `argv` (exec probe) with a timeout; true when it exits with 0.
