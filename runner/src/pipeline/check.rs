@@ -39,6 +39,7 @@ pub fn check_against_plugins(
     let checker = Checker {
         pipeline,
         map: SourceMap::new(&pipeline.path, &pipeline.source),
+        by_id: pipeline.steps.iter().map(|s| (s.id.as_str(), s)).collect(),
     };
     let mut problems = Vec::new();
     let mut validators: BTreeMap<String, Option<jsonschema::Validator>> = BTreeMap::new();
@@ -82,6 +83,7 @@ pub fn check_against_plugins(
 struct Checker<'a> {
     pipeline: &'a Pipeline,
     map: SourceMap<'a>,
+    by_id: BTreeMap<&'a str, &'a StepSpec>,
 }
 
 impl Checker<'_> {
@@ -177,7 +179,7 @@ impl Checker<'_> {
             }
         }
         for (referenced, key, span, key_path) in references {
-            let Some(other) = self.pipeline.steps.iter().find(|s| s.id == referenced) else {
+            let Some(other) = self.by_id.get(referenced.as_str()) else {
                 continue;
             };
             let Some(info) = catalog.info(&other.uses) else {

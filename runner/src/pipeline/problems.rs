@@ -286,16 +286,24 @@ fn floor_char_boundary(s: &str, mut index: usize) -> usize {
     index
 }
 
+/// Names longer than this get no suggestion (edit distance is quadratic).
+const MAX_SUGGEST_LEN: usize = 64;
+
 /// The candidate closest to `word` by edit distance, if it is close enough
 /// to be a likely typo (case differences count as nothing).
 pub fn suggest<'c, I>(word: &str, candidates: I) -> Option<&'c str>
 where
     I: IntoIterator<Item = &'c str>,
 {
-    let limit = (word.chars().count() / 3).max(1);
+    let length = word.chars().count();
+    if length > MAX_SUGGEST_LEN {
+        return None;
+    }
+    let limit = (length / 3).max(1);
     let lower = word.to_lowercase();
     candidates
         .into_iter()
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -365,6 +373,8 @@ mod tests {
         assert_eq!(suggest("timout", keys), Some("timeout"));
         assert_eq!(suggest("Uses", keys), Some("uses"));
         assert_eq!(suggest("banana", keys), None);
+        let long = "x".repeat(100_000);
+        assert_eq!(suggest(&long, [long.as_str()]), None);
     }
 
     #[test]
