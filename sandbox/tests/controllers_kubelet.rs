@@ -312,6 +312,26 @@ async fn never_ready_pod_runs_but_stays_unready() {
     create_pod(&client, fine).await;
     ready_pods(&client, NS, "case=fine", 1).await;
     assert!(!is_ready(&api.get("stuck").await.expect("stuck pod")));
+
+    // The annotation is read at run time: removing it makes the pod Ready,
+    // setting it again makes it unready.
+    let set_fault = |value: Value| {
+        let api = api.clone();
+        async move {
+            let patch =
+                json!({"metadata": {"annotations": {"sandbox.dbops.io/never-ready": value}}});
+            api.patch("stuck", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .expect("patch annotation");
+        }
+    };
+    set_fault(Value::Null).await;
+    ready_pods(&client, NS, "case=stuck", 1).await;
+    set_fault(json!("true")).await;
+    eventually("the pod unready again", || async {
+        (!is_ready(&api.get("stuck").await.ok()?)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

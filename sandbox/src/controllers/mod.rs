@@ -24,7 +24,7 @@
 //! | `sandbox.dbops.io/tls-port` | for `tls-endpoint`: port (default: the container's first port) |
 //! | `sandbox.dbops.io/tls-secret-volume` | for `tls-endpoint`: volume holding the key pair (default: the first Secret/projected volume with `tls.crt`) |
 //! | `sandbox.dbops.io/tls-cert-file`, `sandbox.dbops.io/tls-key-file` | file names inside that volume (default `tls.crt`, `tls.key`) |
-//! | `sandbox.dbops.io/never-ready` | `"true"`: the pod runs but never becomes Ready |
+//! | `sandbox.dbops.io/never-ready` | `"true"`: the pod runs but is not Ready; read at run time, so patching it on a running pod toggles readiness |
 //! | `sandbox.dbops.io/crash-after` | duration (`"2s"`, `"500ms"`): the container crashes that long after each start, `restartCount` grows, CrashLoopBackOff |
 //! | `sandbox.dbops.io/start-delay` | duration overriding the kubelet's start delay for this pod |
 //!
@@ -51,7 +51,10 @@
 //! verification, `grpc` as a TCP connect), probed every [`KubeletConfig::probe_period`];
 //! without a probe the pod is Ready once its process started. On deletion the
 //! process group gets SIGTERM, then SIGKILL after the pod's grace period
-//! (capped by [`KubeletConfig::max_termination_grace`]).
+//! (capped by [`KubeletConfig::max_termination_grace`]). The script runs
+//! under `setpriv --pdeathsig KILL` when `setpriv` exists, so the process
+//! dies with a sandbox that is killed outright. Pod directories stay after
+//! the pod is gone (for reading `log`), until the state dir is removed.
 //!
 //! The `tls-endpoint` process is built in: a TLS server on `POD_IP:PORT`
 //! serving the key pair read from the volume at container start. It answers

@@ -86,8 +86,6 @@ pub struct PodSpec {
     pub container: Container,
     /// The process.
     pub process: ProcessSpec,
-    /// `never-ready` fault.
-    pub never_ready: bool,
     /// `crash-after` fault.
     pub crash_after: Option<Duration>,
     /// `start-delay` override.
@@ -157,10 +155,18 @@ pub fn parse(pod: &Pod) -> Result<PodSpec, SpecError> {
     Ok(PodSpec {
         container,
         process,
-        never_ready: get(NEVER_READY).as_deref() == Some("true"),
         crash_after: duration_of(CRASH_AFTER)?,
         start_delay: duration_of(START_DELAY)?,
     })
+}
+
+/// Whether the pod carries `sandbox.dbops.io/never-ready: "true"` now.
+pub fn never_ready(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(NEVER_READY))
+        .is_some_and(|v| v.trim() == "true")
 }
 
 /// The TCP ports the pod's containers declare.
@@ -199,7 +205,7 @@ mod tests {
         let spec = parse(&pod(json!({}))).expect("spec");
         assert_eq!(spec.process, ProcessSpec::None);
         assert_eq!(spec.container.name, "main");
-        assert!(!spec.never_ready);
+        assert!(!never_ready(&pod(json!({}))));
     }
 
     #[test]
@@ -226,7 +232,7 @@ mod tests {
         let spec = parse(&pod(json!({PROCESS: "command", COMMAND: "exec true", CONTAINER: "side", NEVER_READY: "true"})))
             .expect("spec");
         assert_eq!(spec.container.name, "side");
-        assert!(spec.never_ready);
+        assert!(never_ready(&pod(json!({NEVER_READY: "true"}))));
         assert!(matches!(
             parse(&pod(json!({PROCESS: "magic"}))),
             Err(SpecError::UnknownProcess(_))

@@ -242,25 +242,41 @@ impl PodLife {
         let crash = spec
             .crash_after
             .map(|after| tokio::time::Instant::now() + after);
-        // Probes apply to processes only; without one (or when the pod is
-        // never ready) readiness is fixed and checked once.
-        let probing = !spec.never_ready && !matches!(spec.process, ProcessSpec::None);
+        // Probes apply to processes only; without one readiness is checked
+        // once, and again whenever the pod changes (the never-ready
+        // annotation may be set or removed at run time).
+        let has_process = !matches!(spec.process, ProcessSpec::None);
         let mut next_check = Some(tokio::time::Instant::now());
         loop {
+            if pod
+                .borrow_and_update()
+                .metadata
+                .deletion_timestamp
+                .is_some()
+            {
+                return Ending::Terminating;
+            }
+            let never_ready = spec::never_ready(&pod.borrow());
             let at = next_check;
             let check = async {
                 sleep_until(at).await;
                 let ip = self.ip.to_string();
-                !spec.never_ready
-                    && (!probing || probe::ready(&spec.container, &ip, &self.dir, env).await)
+                !never_ready
+                    && (!has_process || probe::ready(&spec.container, &ip, &self.dir, env).await)
             };
             tokio::select! {
                 biased;
-                () = terminating(pod) => return Ending::Terminating,
+                changed = pod.changed() => {
+                    if changed.is_err() {
+                        // The kubelet dropped this pod: the task is aborted.
+                        std::future::pending::<()>().await;
+                    }
+                    next_check = Some(tokio::time::Instant::now());
+                }
                 code = running.exited() => return Ending::Exited(code),
                 () = sleep_until(crash) => return Ending::Crashed,
                 ready = check => {
-                    next_check = probing
+                    next_check = (has_process && !never_ready)
                         .then(|| tokio::time::Instant::now() + self.shared.config.probe_period);
                     let state = ContainerState::Running { started_at: started_at.clone() };
                     self.report(pod, "Running", ready, state).await;
