@@ -125,14 +125,17 @@ async fn run_demo(args: DemoArgs, plugin_dir: &Path) -> Result<i32, String> {
     let restarts = observers.finish(&report.journal).await;
 
     say(&format!("4. run {run_id}: {}", report.outcome.as_str()));
-    say(&format!(
-        "   restart order: {}",
-        if restarts.is_empty() {
-            "(none)".to_owned()
-        } else {
-            restarts.join(" -> ")
-        }
-    ));
+    let order = if restarts.is_empty() {
+        "(none)".to_owned()
+    } else {
+        restarts.join(" -> ")
+    };
+    let why = if world.real {
+        "followers first, the leader last"
+    } else {
+        "the built-in endpoints have no ZooKeeper roles, so highest ordinal first; --real: followers first, the leader last"
+    };
+    say(&format!("   restart order: {order} ({why})"));
     let after = observe::served_serials(&client, &world).await?;
     say("   member  serial before                             serial after");
     for (pod, new) in &after {
