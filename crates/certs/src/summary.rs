@@ -15,6 +15,16 @@ pub const TLS_KEY: &str = "tls.key";
 /// Key of the trust bundle in a `kubernetes.io/tls` Secret.
 pub const CA_CRT: &str = "ca.crt";
 
+/// Label `app.kubernetes.io/managed-by` (value `dbops`) on Secrets dbops writes.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Label naming the target (database) a Secret belongs to.
+pub const LABEL_TARGET: &str = "dbops.io/target";
+/// Label saying what a Secret is for: `tls`, `keystore-password`, `ca`, `backup`.
+pub const LABEL_ROLE: &str = "dbops.io/role";
+/// Selects the TLS Secrets the issue-cert step wrote (for `dbops certs`);
+/// the target is in [`LABEL_TARGET`].
+pub const TLS_SECRET_SELECTOR: &str = "app.kubernetes.io/managed-by=dbops,dbops.io/role=tls";
+
 /// What a TLS Secret holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretSummary {

@@ -15,13 +15,13 @@ use dbops_plugin_sdk::{Context, StepError, StepResult, Target};
 use sha2::{Digest, Sha256};
 
 /// `app.kubernetes.io/managed-by=dbops`.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = dbops_certs::summary::LABEL_MANAGED_BY;
 /// The target name.
-pub const TARGET: &str = "dbops.io/target";
+pub const TARGET: &str = dbops_certs::summary::LABEL_TARGET;
 /// `issue-cert`.
 pub const CREATED_BY: &str = "dbops.io/created-by";
 /// `tls`, `keystore-password`, `ca` or `backup`.
-pub const ROLE: &str = "dbops.io/role";
+pub const ROLE: &str = dbops_certs::summary::LABEL_ROLE;
 /// The run that made a backup.
 pub const RUN: &str = "dbops.io/run-id";
 /// The Secret a backup is a copy of.

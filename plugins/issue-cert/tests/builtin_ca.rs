@@ -121,6 +121,22 @@ fn add_creates_the_ca_the_tls_secret_and_keystores_that_openssl_and_keytool_acce
         assert!(listing.contains(entry), "{file}: {listing}");
     }
 
+    // What `dbops certs` will find and show for this target.
+    assert_eq!(
+        world.secrets_labeled(dbops_certs::summary::LABEL_ROLE, "tls"),
+        ["zk-tls"]
+    );
+    let summary =
+        dbops_certs::summarize_secret(&data, time::OffsetDateTime::now_utc(), "secret db/zk-tls")
+            .expect("summary");
+    assert_eq!(summary.certificate.serial_hex, out(&outputs, "serial"));
+    assert_eq!(summary.days_left, 89);
+    assert!(
+        summary.line().contains("issuer=O=dbops, CN=zk-ca"),
+        "{}",
+        summary.line()
+    );
+
     // The CA Secret is a kubernetes.io/tls Secret with the CA key.
     let ca = world.secret("zk-ca").expect("CA secret created");
     assert_eq!(text(&ca, "tls.crt"), text(&data, "ca.crt"));
