@@ -61,6 +61,18 @@
 //! `ruok` with `imok`, `srvr`/`stat` with a ZooKeeper-like status, an HTTP
 //! `GET` with `200 ok`, and echoes anything else; the same answers are given
 //! on plain TCP (a first byte other than a TLS handshake).
+//!
+//! A pod without a process is Running and Ready once its start delay has
+//! passed; its probes are not run. Every pod is bound to the node
+//! `sandbox-node` (`spec.nodeName`), which makes the API server delete it
+//! gracefully, and the controllers emit Events like their real
+//! counterparts (`SuccessfulCreate`, `Started`, `Killing`, `BackOff`,
+//! `FailedMount`, `Issuing`).
+//!
+//! Not modelled: liveness and startup probes, StatefulSet `minReadySeconds`,
+//! `maxUnavailable`, `ordinals.start` and the PVC retention policy (claims
+//! are kept), scheduling, resource limits, init containers (only the
+//! process container runs).
 
 pub mod cert_manager;
 pub mod kubelet;
