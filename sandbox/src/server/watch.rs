@@ -124,8 +124,13 @@ impl Stream {
                 },
                 _ = tick.tick(), if bookmarks => {
                     let position = self.state.store.watch_position(&self.def);
-                    while let Ok(event) = rx.try_recv() {
-                        if !self.send_event(&event).await { return }
+                    loop {
+                        match rx.try_recv() {
+                            Ok(event) => if !self.send_event(&event).await { return },
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                            // Lagged or closed: events were lost, no bookmark.
+                            Err(_) => return,
+                        }
                     }
                     if !self.send_bookmark(position.max(self.last_rv), false).await { return }
                 }
