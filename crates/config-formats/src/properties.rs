@@ -96,10 +96,14 @@ impl Properties {
             let key = unescape(key_raw, line_no)?;
             let value_raw: String = logical.chars().skip(value_start).collect();
             let value = unescape(&value_raw, line_no)?;
-            let head = (value_start <= first_len.unwrap_or(0)).then(|| {
-                let head: String = logical.chars().take(value_start).collect();
-                format!("{indent}{head}")
-            });
+            // No reusable head when the value starts on a continuation line
+            // or the key is empty without a separator (a lone `\`).
+            let head = (value_start <= first_len.unwrap_or(0))
+                .then(|| {
+                    let head: String = logical.chars().take(value_start).collect();
+                    format!("{indent}{head}")
+                })
+                .filter(|h| !h.trim_matches(is_ws).is_empty());
             items.push(Item::Entry(Entry {
                 raw,
                 key,
@@ -141,9 +145,10 @@ impl Properties {
                 Item::Other(raw) => out.push_str(raw),
                 Item::Entry(e) => match mask(&e.key) {
                     Some(shown) => {
-                        let head = e.head.clone().unwrap_or_else(|| {
-                            format!("{}{}", escape(&e.key, true), self.separator)
-                        });
+                        let head = e
+                            .head
+                            .clone()
+                            .unwrap_or_else(|| new_head(&e.key, &self.separator));
                         out.push_str(&format!("{head}{shown}{}", e.ending));
                     }
                     None => out.push_str(&e.raw),
@@ -189,7 +194,7 @@ impl Properties {
                     let head = e
                         .head
                         .clone()
-                        .unwrap_or_else(|| format!("{}{}", escape(key, true), self.separator));
+                        .unwrap_or_else(|| new_head(key, &self.separator));
                     e.raw = format!("{head}{escaped}{}", e.ending);
                     e.head = Some(head);
                     e.dangling = false;
@@ -201,7 +206,7 @@ impl Properties {
             }
             None => {
                 self.terminate_last_line();
-                let head = format!("{}{}", escape(key, true), self.separator);
+                let head = new_head(key, &self.separator);
                 self.items.push(Item::Entry(Entry {
                     raw: format!("{head}{escaped}{}", self.ending),
                     key: key.to_owned(),
@@ -251,7 +256,7 @@ impl Properties {
                     let head = e
                         .head
                         .clone()
-                        .unwrap_or_else(|| format!("{}{}", escape(&e.key, true), self.separator));
+                        .unwrap_or_else(|| new_head(&e.key, &self.separator));
                     e.raw = format!("{head}{}", escape(&e.value, false));
                     e.head = Some(head);
                     e.dangling = false;
@@ -262,6 +267,16 @@ impl Properties {
             }
             _ => {}
         }
+    }
+}
+
+/// The head of a newly written entry: the escaped key and the file's
+/// separator (`=` for an empty key, which could not be read back otherwise).
+fn new_head(key: &str, separator: &str) -> String {
+    if key.is_empty() {
+        "=".to_owned()
+    } else {
+        format!("{}{separator}", escape(key, true))
     }
 }
 

@@ -85,7 +85,9 @@ impl Structured {
                 }
                 text
             }
-            _ => serde_norway::to_string(value).unwrap_or_else(|_| self.original.clone()),
+            _ => serde_norway::to_string(value)
+                .map(|text| quote_yaml11_booleans(&text))
+                .unwrap_or_else(|_| self.original.clone()),
         }
     }
 
@@ -243,6 +245,55 @@ fn mask_tree(
     }
 }
 
+/// Words YAML 1.1 readers (Go's yaml.v2, PyYAML, SnakeYAML) take as
+/// booleans, which a YAML 1.2 emitter writes as plain strings.
+const YAML11_BOOLEANS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
+];
+
+/// Quote plain scalar values that YAML 1.1 readers would take as booleans
+/// (the emitter writes real booleans as `true`/`false`, so a bare `on` is
+/// always a string). Block scalar contents are left alone.
+fn quote_yaml11_booleans(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut block_indent: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_end_matches('\n');
+        let indent = content.len() - content.trim_start().len();
+        if let Some(parent) = block_indent {
+            if content.trim().is_empty() || indent > parent {
+                out.push_str(line);
+                continue;
+            }
+            block_indent = None;
+        }
+        let trimmed = content.trim_end();
+        if ["|", "|-", "|+", ">", ">-", ">+"]
+            .iter()
+            .any(|marker| trimmed.ends_with(&format!(" {marker}")))
+        {
+            block_indent = Some(indent);
+        }
+        let split = trimmed.rfind(": ").map(|i| i + 2).or_else(|| {
+            trimmed
+                .trim_start()
+                .starts_with("- ")
+                .then(|| trimmed.rfind("- ").map(|i| i + 2))
+                .flatten()
+        });
+        match split {
+            Some(at) if YAML11_BOOLEANS.contains(&&trimmed[at..]) => {
+                out.push_str(&trimmed[..at]);
+                out.push_str(&format!("'{}'", &trimmed[at..]));
+                out.push_str(&line[trimmed.len()..]);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// The indentation unit of a JSON text (its first indented line), default 2 spaces.
 fn json_indent(text: &str) -> String {
     text.lines()
@@ -294,5 +345,24 @@ mod tests {
     fn refuses_invalid_and_multi_document_input() {
         assert!(Structured::parse(Format::Json, "{\"a\": }").is_err());
         assert!(Structured::parse(Format::Yaml, "a: 1\n---\nb: 2\n").is_err());
+    }
+
+    #[test]
+    fn strings_yaml_1_1_reads_as_booleans_are_quoted() {
+        let mut doc = Structured::parse(Format::Yaml, "a: 1\n").expect("parses");
+        doc.merge(
+            &json!({"mode": "on", "list": ["no", "x"], "text": "line on\nno\n", "flag": true}),
+        )
+        .expect("merge");
+        let text = doc.render();
+        assert!(text.contains("mode: 'on'\n"), "{text}");
+        assert!(text.contains("- 'no'\n"), "{text}");
+        assert!(text.contains("flag: true\n"), "{text}");
+        assert!(
+            text.contains("  no\n"),
+            "block scalar content untouched: {text}"
+        );
+        let back = Structured::parse(Format::Yaml, &text).expect("parses back");
+        assert_eq!(back.entries(), doc.entries());
     }
 }
