@@ -5,6 +5,13 @@
 //! (options: `--sets N`, `--watches N`, `--samples N`).
 //! Prints median and p99 of get and list latencies; the target from issue 3
 //! is a median under 5 ms.
+//!
+//! Measured 2026-11-25 on the shared 2-core development machine, release
+//! build, 300 StatefulSets x 3 pods, 200 open watches (median / p99):
+//! get statefulset 95 µs / 360 µs; get pod 84 µs / 139 µs; list pods by
+//! label 113 µs / 183 µs; list 30 StatefulSets 285 µs / 4.0 ms; list all
+//! 900 pods 3.2 ms / 12 ms. (Debug build: get ~0.8-1 ms, filtered lists
+//! ~0.8-1.7 ms, all 900 pods ~47 ms, most of it the client decoding.)
 
 use std::time::{Duration, Instant};
 
