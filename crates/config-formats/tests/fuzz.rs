@@ -122,3 +122,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any string merged into YAML reads back as that string (the checked
+    /// edit compares the re-read tree), including YAML 1.1 boolean words.
+    #[test]
+    fn yaml_string_values_read_back(
+        value in prop_oneof![any_value(), Just("on".to_owned()), Just("no".to_owned()), Just("Y".to_owned())],
+        in_list in any::<bool>(),
+    ) {
+        let doc = Document::parse(Format::Yaml, "# settings\nname: db\n").expect("parses");
+        let set = if in_list { serde_json::json!({"v": [value.clone()]}) } else { serde_json::json!({"v": value.clone()}) };
+        let edited = edit(&doc, &Changes { set, delete: vec![] }).expect("a string can always be written");
+        let back: serde_json::Value = serde_norway::from_str(&edited.text).expect("valid YAML");
+        let got = if in_list { back["v"][0].clone() } else { back["v"].clone() };
+        prop_assert_eq!(got, serde_json::Value::String(value));
+    }
+}
