@@ -1,0 +1,1 @@
+//! Support for the reliability and security tests in `tests/`.
