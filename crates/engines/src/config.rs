@@ -239,6 +239,12 @@ pub fn tls_settings(
     Some(s)
 }
 
+/// ZooKeeper: Netty, a secure client port, PKCS#12 stores with password
+/// files, `ssl.clientAuth`, and quorum TLS when `quorum`. Note: switching
+/// quorum TLS on in a running multi-member ensemble without downtime takes
+/// ZooKeeper's three-roll procedure (`portUnification=true` first); with a
+/// single roll, members on old and new settings cannot form a quorum until
+/// the majority has restarted.
 fn zookeeper(s: &mut TlsSettings, action: TlsAction, o: &TlsOptions, current: Current<'_>) {
     let port = o.port.unwrap_or(2182).to_string();
     s.set_or_delete(action, &["secureClientPort"], port);
