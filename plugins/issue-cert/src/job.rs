@@ -91,12 +91,18 @@ impl<'c, 'h> Job<'c, 'h> {
         let info = dbops_certs::inspect::inspect_der(&leaf_der, &what).map_err(certs_error)?;
         let key =
             secrets::text(&secret, TLS_KEY).and_then(|k| PrivateKey::from_pem(&k, &what).ok());
-        let bundle = match secrets::text(&secret, CA_CRT) {
+        let mut bundle = match secrets::text(&secret, CA_CRT) {
             Some(text) => {
                 TrustBundle::from_pem(&text, &format!("{CA_CRT} of {what}")).map_err(certs_error)?
             }
             None => TrustBundle::new(),
         };
+        // Without ca.crt, the members trust the chain's last certificate (its CA).
+        if bundle.is_empty()
+            && let Some(ca) = ders.last().filter(|_| ders.len() > 1)
+        {
+            bundle.add_der(ca.clone());
+        }
         Ok(Some(Current {
             secret,
             chain_pem,

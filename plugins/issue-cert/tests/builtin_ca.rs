@@ -417,3 +417,48 @@ fn dry_runs_report_what_would_change_and_write_nothing() {
     );
     assert!(world.secret("zk-tls").is_some());
 }
+
+#[test]
+fn a_foreign_secret_without_ca_crt_keeps_trusting_its_chain_ca_during_update_issuer() {
+    use base64::Engine as _;
+    let world = World::start(&[]);
+    let old = dbops_certs::Ca::create(&dbops_certs::CaSpec {
+        subject: dbops_certs::Subject {
+            common_name: "operator CA".into(),
+            ..Default::default()
+        },
+        validity: std::time::Duration::from_secs(86_400 * 30),
+        algorithm: dbops_certs::KeyAlgorithm::EcdsaP256,
+    })
+    .expect("CA");
+    let key = dbops_certs::PrivateKey::generate(dbops_certs::KeyAlgorithm::EcdsaP256).expect("key");
+    let spec = dbops_certs::LeafSpec {
+        subject: dbops_certs::Subject {
+            common_name: "zk".into(),
+            ..Default::default()
+        },
+        dns_names: vec!["zk-0.zk-pods.db.svc".into()],
+        ip_addresses: Vec::new(),
+        validity: std::time::Duration::from_secs(86_400 * 10),
+        server_auth: true,
+        client_auth: true,
+    };
+    let issued = old.issue(&spec, &key).expect("issues");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    world
+        .sandbox
+        .apply(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                      "metadata": {"name": "zk-tls", "namespace": "db"},
+                      "data": {"tls.crt": b64(&issued.chain_pem), "tls.key": b64(&key.pkcs8_pem())}}))
+        .expect("foreign secret");
+
+    let update = json!({"action": "update-issuer", "issuer": {"kind": "ca", "name": "zk-ca-2", "create_if_missing": true}});
+    let outputs = run(&world.host(), "perconaxtradb", update);
+    assert_eq!(out(&outputs, "phase"), "trust-both");
+    let bundle = text(&world.secret("zk-tls").expect("secret"), "ca.crt");
+    assert!(
+        bundle.contains(old.cert_pem().trim()),
+        "the chain's CA is still trusted"
+    );
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+}
