@@ -93,7 +93,8 @@ impl<'h> Secrets<'h> {
     }
 
     /// Write `data` to Secret `name`: replace `existing` (conditional on its
-    /// resourceVersion, keeping its type and other labels) or create it.
+    /// resourceVersion, keeping its type and labels; a Secret dbops did not
+    /// create does not get dbops' labels) or create it with them.
     pub fn write(
         &self,
         name: &str,
@@ -106,10 +107,14 @@ impl<'h> Secrets<'h> {
             Some(current) => {
                 let mut next = current.clone();
                 next.metadata.managed_fields = None;
-                next.metadata
-                    .labels
-                    .get_or_insert_with(BTreeMap::new)
-                    .extend(self.labels(role));
+                // A Secret someone else created stays theirs: `remove`
+                // deletes only what dbops created.
+                if self.is_ours(current) {
+                    next.metadata
+                        .labels
+                        .get_or_insert_with(BTreeMap::new)
+                        .extend(self.labels(role));
+                }
                 next.data = Some(data);
                 next.string_data = None;
                 Ok(self

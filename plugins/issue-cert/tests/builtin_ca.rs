@@ -461,4 +461,17 @@ fn a_foreign_secret_without_ca_crt_keeps_trusting_its_chain_ca_during_update_iss
         "the chain's CA is still trusted"
     );
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+
+    // It is still not dbops' Secret: remove leaves it alone.
+    let outputs = run(
+        &world.host(),
+        "perconaxtradb",
+        json!({"action": "remove", "force": true}),
+    );
+    let deleted = out(&outputs, "deleted");
+    assert!(
+        !deleted.split(',').any(|d| d == "Secret zk-tls"),
+        "{deleted}"
+    );
+    assert!(world.secret("zk-tls").is_some());
 }
