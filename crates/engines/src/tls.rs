@@ -42,7 +42,11 @@ pub struct TlsNeeds {
     pub password_setting: Option<&'static str>,
 }
 
-const JVM: &[KeystoreFormat] = &[KeystoreFormat::Pem, KeystoreFormat::Pkcs12, KeystoreFormat::Jks];
+const JVM: &[KeystoreFormat] = &[
+    KeystoreFormat::Pem,
+    KeystoreFormat::Pkcs12,
+    KeystoreFormat::Jks,
+];
 const PEM_ONLY: &[KeystoreFormat] = &[KeystoreFormat::Pem];
 
 /// What `engine` needs in its TLS Secret.
@@ -75,7 +79,10 @@ pub fn needs(engine: Engine) -> TlsNeeds {
 
 /// Whether the engine needs a keystore password Secret.
 pub fn needs_password(engine: Engine) -> bool {
-    needs(engine).formats.iter().any(|f| *f != KeystoreFormat::Pem)
+    needs(engine)
+        .formats
+        .iter()
+        .any(|f| *f != KeystoreFormat::Pem)
 }
 
 #[cfg(test)]
@@ -85,7 +92,10 @@ mod tests {
     #[test]
     fn jvm_engines_get_keystores_and_mysql_gets_pem() {
         for engine in [Engine::Zookeeper, Engine::Kafka, Engine::Druid] {
-            assert!(needs(engine).formats.contains(&KeystoreFormat::Jks), "{engine}");
+            assert!(
+                needs(engine).formats.contains(&KeystoreFormat::Jks),
+                "{engine}"
+            );
             assert!(needs_password(engine));
         }
         assert_eq!(needs(Engine::Perconaxtradb).formats, &[KeystoreFormat::Pem]);
