@@ -269,6 +269,20 @@ id = "e"
 uses = "test-step"
 always = true
 with = { record = "calls" }
+
+[[step]]
+id = "reroll"
+uses = "test-step"
+always = true
+when = "run.rolled_back && run.failed && !run.interrupted"
+with = { record = "calls" }
+
+[[step]]
+id = "only-on-success"
+uses = "test-step"
+always = true
+when = "!run.failed"
+with = { record = "calls" }
 "#),
     );
     let out = w.run(&p, "rb-1", &[]);
@@ -288,7 +302,8 @@ with = { record = "calls" }
             "compensate c",
             "compensate b",
             "compensate a",
-            "run e 1"
+            "run e 1",
+            "run reroll 1"
         ]
     );
     let journal = w.journal("rb", "rb-1").expect("journal");
@@ -301,7 +316,9 @@ with = { record = "calls" }
             "compensated",
             "compensated",
             "failed",
-            "succeeded"
+            "succeeded",
+            "succeeded",
+            "skipped"
         ]
     );
 }

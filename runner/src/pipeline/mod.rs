@@ -114,7 +114,12 @@
 //! not produce, is `null`: false as a condition, so
 //! `when = "steps.cert.outputs.changed"` skips the step when `cert` was
 //! skipped. Strings and numbers are not conditions: compare them
-//! (`steps.cfg.outputs.mode == 'merge'`). `always` steps honour `when` too.
+//! (`steps.cfg.outputs.mode == 'merge'`). `always` steps honour `when` too,
+//! and may test the run itself: `run.failed`, `run.rolled_back` (every
+//! compensation succeeded) and `run.interrupted` are true only for the
+//! `always` steps that run after a failure or a signal, so
+//! `always = true` + `when = "run.rolled_back"` re-rolls the members onto
+//! the configuration the rollback restored.
 //!
 //! # Problems
 //!

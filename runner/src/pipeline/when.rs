@@ -7,8 +7,14 @@
 //! not     := "!" not | compare
 //! compare := operand (("==" | "!=" | "<" | "<=" | ">" | ">=") operand)?
 //! operand := "(" expr ")" | true | false | null | NUMBER | 'text' | "text"
-//!          | steps.ID.outputs.KEY
+//!          | steps.ID.outputs.KEY | run.failed | run.rolled_back | run.interrupted
 //! ```
+//!
+//! `run.*` describe the run itself and are only ever true for `always` steps
+//! that run after a failure: `run.failed` (a step failed), `run.rolled_back`
+//! (and every compensation succeeded), `run.interrupted` (a signal stopped
+//! the run). A pipeline re-rolls its members onto the restored configuration
+//! after a rollback with an `always` step whose `when = "run.rolled_back"`.
 //!
 //! Semantics: an output of a step that did not run (skipped by its own
 //! `when`) or did not produce that key is `null`. As a condition, `true` and
@@ -30,6 +36,13 @@ const MAX_DEPTH: usize = 64;
 
 /// Length limit, which also bounds the depth of `&&`/`||` chains.
 const MAX_LEN: usize = 4096;
+
+/// Where the executor keeps the `run.*` facts in the outputs map; not a
+/// valid step id, so it never collides with a step.
+pub const RUN_FACTS: &str = "@run";
+
+/// The `run.*` names.
+pub const RUN_KEYS: &[&str] = &["failed", "rolled_back", "interrupted"];
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +74,11 @@ pub enum Expr {
         key: String,
         /// Byte range in the expression text.
         range: Range<usize>,
+    },
+    /// `run.KEY`: a fact about the run (see the module docs).
+    Run {
+        /// One of [`RUN_KEYS`].
+        key: String,
     },
     /// `!e`
     Not(Box<Expr>),
@@ -293,10 +311,24 @@ fn parse_output(word: &str, range: Range<usize>) -> Result<Expr, WhenError> {
                 range,
             })
         }
+        ["run", key] if RUN_KEYS.contains(key) => Ok(Expr::Run {
+            key: key.to_string(),
+        }),
+        ["run", key] => Err(WhenError {
+            range,
+            message: format!(
+                "unknown name `run.{key}`; the run facts are {}",
+                RUN_KEYS
+                    .iter()
+                    .map(|k| format!("`run.{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
         _ => Err(WhenError {
             range,
             message: format!(
-                "unknown name `{word}`; write `steps.ID.outputs.KEY`, a literal (true, false, null, a number, 'text') or use `${{vars.NAME}}`"
+                "unknown name `{word}`; write `steps.ID.outputs.KEY`, `run.failed`, `run.rolled_back`, a literal (true, false, null, a number, 'text') or use `${{vars.NAME}}`"
             ),
         }),
     }
@@ -339,7 +371,7 @@ impl Expr {
 
     fn collect<'e>(&'e self, found: &mut Vec<(&'e str, &'e str, Range<usize>)>) {
         match self {
-            Expr::Literal(_) => {}
+            Expr::Literal(_) | Expr::Run { .. } => {}
             Expr::Output { step, key, range } => found.push((step, key, range.clone())),
             Expr::Not(e) => e.collect(found),
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(_, a, b) => {
@@ -357,6 +389,11 @@ impl Expr {
                 .and_then(|o| o.get(key))
                 .cloned()
                 .unwrap_or(Json::Null),
+            Expr::Run { key } => outputs
+                .get(RUN_FACTS)
+                .and_then(|o| o.get(key))
+                .cloned()
+                .unwrap_or(Json::Bool(false)),
             Expr::Compare(op, a, b) => {
                 Json::Bool(compare(*op, &a.value(outputs)?, &b.value(outputs)?)?)
             }
@@ -385,6 +422,7 @@ impl Expr {
     fn describe(&self) -> String {
         match self {
             Expr::Output { step, key, .. } => format!("steps.{step}.outputs.{key}"),
+            Expr::Run { key } => format!("run.{key}"),
             Expr::Literal(v) => v.to_string(),
             _ => "the value".into(),
         }
@@ -432,6 +470,29 @@ mod tests {
 
     fn eval(text: &str) -> Result<bool, String> {
         parse(text).map_err(|e| e.message)?.truth(&outputs())
+    }
+
+    #[test]
+    fn run_facts_are_false_until_the_executor_sets_them() {
+        assert_eq!(eval("run.rolled_back"), Ok(false));
+        assert_eq!(eval("!run.failed"), Ok(true));
+        let mut facts = outputs();
+        facts.insert(
+            RUN_FACTS.to_string(),
+            [
+                ("failed".to_string(), json!(true)),
+                ("rolled_back".to_string(), json!(true)),
+            ]
+            .into(),
+        );
+        let parsed = parse("run.rolled_back && run.failed").unwrap();
+        assert_eq!(parsed.truth(&facts), Ok(true));
+        assert!(
+            parsed.outputs().is_empty(),
+            "run facts are not step outputs"
+        );
+        let err = parse("run.succeeded").unwrap_err();
+        assert!(err.message.contains("`run.rolled_back`"), "{}", err.message);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! 3. After a failure with `on_failure = "rollback"`, the compensations of
 //!    the steps that completed before it run in reverse order.
 //! 4. Then the remaining `always` steps run (e.g. resume); other remaining
-//!    steps are skipped.
+//!    steps are skipped. Their `when` may test `run.failed`,
+//!    `run.rolled_back` and `run.interrupted`.
 //! 5. On a signal the current step is asked to stop and marked
 //!    `interrupted` (resumable); remaining `always` steps run within the
 //!    grace period; nothing is rolled back (a resumed run continues).
@@ -190,6 +191,18 @@ impl Executor {
             }
         }
         if failure.is_some() || interrupted {
+            // `run.failed`, `run.rolled_back`, `run.interrupted` for the
+            // `when` of the remaining `always` steps (e.g. a re-roll onto
+            // the restored configuration after a rollback).
+            let facts: Outputs = [
+                ("failed", failure.is_some()),
+                ("rolled_back", rolled_back),
+                ("interrupted", interrupted),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::Bool(v)))
+            .collect();
+            outputs.insert(pipeline::when::RUN_FACTS.to_string(), facts);
             self.finish_remaining(next, interrupted, &mut outputs, &after)
                 .await;
         }
