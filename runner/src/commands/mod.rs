@@ -4,6 +4,7 @@
 //! Stages per command: `validate` and `plan` never touch the cluster;
 //! `run` and `status` do; `plugins list` only reads the plugin directory.
 
+pub mod certs;
 pub mod demo;
 pub mod plan;
 pub mod plugins;
@@ -64,6 +65,9 @@ pub enum Command {
     },
     /// Runs recorded in the cluster (from their journals).
     Status(status::StatusArgs),
+    /// TLS certificates dbops manages: issuer, serial, expiry; exits 7 when
+    /// one expires within the threshold.
+    Certs(certs::CertsArgs),
     /// Start a local Kubernetes API server sandbox (for trying dbops).
     Sandbox(sandbox::SandboxArgs),
     /// Run a complete demonstration against a local sandbox.
@@ -112,6 +116,7 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Plan(args) => plan::plan(args, &plugin_dir),
         Command::Plugins { command } => plugins::plugins(command, &plugin_dir),
         Command::Status(args) => status::status(args).await,
+        Command::Certs(args) => certs::certs(args).await,
         Command::Sandbox(args) => sandbox::sandbox(args).await,
         Command::Demo(args) => demo::demo(args, &plugin_dir).await,
     }
