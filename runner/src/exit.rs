@@ -17,3 +17,6 @@ pub const LOCK_HELD: i32 = 5;
 pub const INTERRUPTED: i32 = 6;
 /// `dbops certs`: a certificate expires within the threshold.
 pub const CERT_EXPIRING: i32 = 7;
+/// A fleet run (`--targets-selector`): at least one target did not succeed
+/// (the summary table says which and how).
+pub const FLEET_FAILED: i32 = 8;

@@ -10,6 +10,7 @@
 
 pub mod commands;
 pub mod exit;
+pub mod fleet;
 pub mod pipeline;
 pub mod plugins;
 pub mod run;

@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// Duration of the target's lock lease (renewed every third of it).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", env = "DBOPS_LOCK_DURATION")]
     pub lock_duration: Duration,
+    /// Fleet runs: one run per target matching a label selector.
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 /// A run id: lowercase letters, digits and `-`, at most 50 characters.
@@ -77,6 +80,9 @@ fn env_nonempty(name: &str) -> Option<String> {
 
 /// Execute `dbops run`.
 pub async fn run(args: RunArgs, plugin_dir: &Path, log_format: LogFormat) -> i32 {
+    if let Some(selector) = args.fleet.targets_selector.clone() {
+        return crate::fleet::run(&args, &selector, plugin_dir, log_format).await;
+    }
     let (pipeline, plugins) = match prepare(&args.pipeline, &args.sets, plugin_dir) {
         Ok(ready) => ready,
         Err(not_ready) => {
