@@ -11,6 +11,7 @@
 //! synchronisation), [`members_serve_secret`] and [`mounted`] (what the
 //! members really run), [`secrets`] (scanning text for private material).
 
+pub mod otlp;
 pub mod secrets;
 
 use std::collections::BTreeMap;

@@ -176,7 +176,7 @@ fn the_image_runs_as_a_non_root_user() {
     let user = last_stage
         .lines()
         .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("the final stage sets USER:\n{last_stage}"));
     let uid = user.split(':').next().unwrap_or_default().trim();
     assert!(
