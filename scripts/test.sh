@@ -46,6 +46,13 @@ install_packages
 install_kubectl
 command -v cargo-nextest >/dev/null 2>&1 || { log "Installing cargo-nextest"; cargo install --locked cargo-nextest; }
 
+# A one-off build: no incremental state, and line tables instead of full
+# debug info (backtraces keep file:line; the target dir is a third of the
+# size and links much faster on a 2-core CI machine).
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+export CARGO_PROFILE_TEST_DEBUG=line-tables-only
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
