@@ -1,0 +1,18 @@
+//! dbops-bench: programs that measure dbops against the sandbox and print
+//! figures (BENCHMARKS.md at the repository root lists them, their goals
+//! and the latest results). Nothing here asserts on time.
+//!
+//! Every program runs the BUILT `dbops` binary and plugin libraries found
+//! next to its own executable (`target/release` with `--release`), the way
+//! a Job runs them. This library holds what they share: [`World`] (a
+//! sandbox with a kubeconfig and a scratch dir), StatefulSets whose pods
+//! become Ready after a fixed delay ([`stateful_set`]), the benchmark
+//! pipeline ([`pipeline`]), a TCP [`proxy`] that timestamps the first
+//! connection, peak RSS of children ([`children_max_rss_mib`]) and
+//! [`stats`].
+
+pub mod proxy;
+pub mod stats;
+mod world;
+
+pub use world::{BenchError, World, children_max_rss_mib, io as world_io, pipeline, stateful_set};
