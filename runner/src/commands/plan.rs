@@ -2,10 +2,12 @@
 //! after validation. No cluster I/O, nothing written. Values that depend
 //! on earlier steps' outputs are shown as their `${steps...}` reference.
 //! (`dbops run --dry-run` runs the plugins themselves without writing.)
+//! Values of password-like keys in `with` are shown as `****`: they may
+//! come from `${env.*}` and the plan is meant to be shared and pasted.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::prepare::prepare;
 use crate::exit;
@@ -47,7 +49,7 @@ pub fn plan(args: PlanArgs, plugin_dir: &Path) -> i32 {
                 "retry_attempts": s.retry.attempts,
                 "always": s.always,
                 "when": s.when,
-                "with": s.with,
+                "with": masked(&s.with),
                 "deferred": s.deferred_pointers(),
             })
         })
@@ -96,10 +98,74 @@ pub fn plan(args: PlanArgs, plugin_dir: &Path) -> i32 {
         if let Some(when) = &s.when {
             println!("   when: {when}");
         }
-        let with = serde_json::to_string_pretty(&s.with).unwrap_or_default();
+        let with = serde_json::to_string_pretty(&masked(&s.with)).unwrap_or_default();
         for line in with.lines() {
             println!("   {line}");
         }
     }
     exit::SUCCESS
+}
+
+/// What a masked value is shown as.
+const MASK: &str = "****";
+
+/// Whether a `with` key holds a secret VALUE (a password, token,
+/// credential, JAAS config), e.g. `ssl.keyStore.password`. Keys that only
+/// NAME where a secret lives (`password_secret`, `password_env`,
+/// `password_key`, `password_dir`, ...) are shown.
+fn is_secret_value_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    let names_something = ["secret", "_env", "_dir", "_key", "_file", "_path", "_name"]
+        .iter()
+        .any(|suffix| lower.ends_with(suffix));
+    !names_something
+        && (["password", "passwd", "token", "credential", "jaas"]
+            .iter()
+            .any(|word| lower.contains(word))
+            || lower.ends_with("pwd"))
+}
+
+/// `with` with the scalar values of secret keys (at any depth) masked.
+fn masked(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, v)| {
+                let scalar = !(v.is_object() || v.is_array() || v.is_null());
+                let shown = if scalar && is_secret_value_key(key) {
+                    Value::String(MASK.into())
+                } else {
+                    masked(v)
+                };
+                (key.clone(), shown)
+            })
+            .collect(),
+        Value::Array(items) => Value::Array(items.iter().map(masked).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_values_are_masked_and_secret_names_shown() {
+        let with = json!({
+            "set": {"ssl.keyStore.password": "hunter2", "sasl.jaas.config": "x password=\"p\"", "tickTime": 2000},
+            "password_secret": "zk-tls-keystore-password",
+            "source": {"secret": "zk-custom-config", "key": "zoo.cfg"},
+            "credentials": {"secret": "pxc-auth", "password_key": "password", "token": 7},
+            "files": [{"set": {"db_pwd": "x"}}]
+        });
+        let shown = masked(&with);
+        assert_eq!(shown["set"]["ssl.keyStore.password"], MASK);
+        assert_eq!(shown["set"]["sasl.jaas.config"], MASK);
+        assert_eq!(shown["set"]["tickTime"], 2000);
+        assert_eq!(shown["password_secret"], "zk-tls-keystore-password");
+        assert_eq!(shown["source"], with["source"]);
+        assert_eq!(shown["credentials"]["password_key"], "password");
+        assert_eq!(shown["credentials"]["token"], MASK);
+        assert_eq!(shown["files"][0]["set"]["db_pwd"], MASK);
+    }
 }
