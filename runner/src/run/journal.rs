@@ -21,6 +21,11 @@ use tokio::sync::Mutex;
 
 use super::cluster::{Cluster, ClusterError};
 
+/// How often a journal write is retried after 409 Conflicts (each time with
+/// the latest resourceVersion). We hold the lock, so conflicts only come
+/// from other clients touching the ConfigMap (labels, kubectl edit) or an
+/// API server's spurious conflicts; a run must not fail over a few of them.
+const JOURNAL_WRITE_ATTEMPTS: u32 = 8;
 /// ConfigMap data key holding the JSON document.
 pub const DATA_KEY: &str = "journal.json";
 /// Label selecting journals.
@@ -415,7 +420,12 @@ impl Journal {
         let Some(cluster) = &self.cluster else {
             return Ok(());
         };
-        for _ in 0..3 {
+        for attempt in 0..JOURNAL_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                // Someone else touched the ConfigMap between our read and
+                // write; give them a moment before taking the latest version.
+                tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
+            }
             let body = self.configmap(&inner.record, inner.resource_version.as_deref());
             match cluster.json("PUT", &self.path(), Some(&body)).await {
                 Ok(Some(stored)) => {
