@@ -145,6 +145,14 @@ fn removing_any_rule_makes_a_pipeline_fail_with_a_permission_error() {
     );
 }
 
+/// Verbs only failure paths use, which no quick pipeline reaches; each
+/// with the reason it stays in the Role.
+const FAILURE_PATH_VERBS: [(&str, &str, &str); 1] = [(
+    "pods",
+    "get",
+    "rolling-restart reads a member that is not back Ready at its deadline to say why; members of workloads without a selector are read one by one",
+)];
+
 #[test]
 fn removing_any_single_verb_makes_a_pipeline_fail_with_a_permission_error() {
     let env = Env::start();
@@ -156,6 +164,12 @@ fn removing_any_single_verb_makes_a_pipeline_fail_with_a_permission_error() {
             continue; // the rule test above already removed it whole
         }
         for verb in &verbs {
+            let exempt = FAILURE_PATH_VERBS
+                .iter()
+                .any(|(resource, v, _)| rule["resources"][0] == *resource && verb == *v);
+            if exempt {
+                continue;
+            }
             let mut fewer = rules.clone();
             fewer[index]["verbs"] =
                 Value::Array(verbs.iter().filter(|v| *v != verb).cloned().collect());
