@@ -8,11 +8,11 @@
 //! sandbox with a kubeconfig and a scratch dir), StatefulSets whose pods
 //! become Ready after a fixed delay ([`stateful_set`]), the benchmark
 //! pipeline ([`pipeline`]), a TCP [`proxy`] that timestamps the first
-//! connection, peak RSS of children ([`children_max_rss_mib`]) and
+//! connection, the peak RSS of a child ([`run_with_peak_rss`]) and
 //! [`stats`].
 
 pub mod proxy;
 pub mod stats;
 mod world;
 
-pub use world::{BenchError, World, children_max_rss_mib, io as world_io, pipeline, stateful_set};
+pub use world::{BenchError, World, io as world_io, pipeline, run_with_peak_rss, stateful_set};

@@ -231,10 +231,28 @@ always = true
     )
 }
 
-/// The largest peak RSS (MiB) of the children this process has waited for.
-pub fn children_max_rss_mib() -> f64 {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_CHILDREN)
-        .map(|u| u.max_rss() as f64 / 1024.0)
-        .unwrap_or(f64::NAN)
+/// Run `cmd` to its end; returns wall time, exit code and the child's own
+/// peak RSS in MiB (`VmHWM` of /proc/PID/status, polled every 20 ms).
+/// Not `getrusage(RUSAGE_CHILDREN)`: Linux carries the parent's RSS high
+/// water mark into a spawned child's `ru_maxrss` at exec, so with the
+/// sandbox in this process it reports the benchmark's size, not dbops's.
+pub fn run_with_peak_rss(mut cmd: Command) -> Result<(Duration, Option<i32>, f64), BenchError> {
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(io("run dbops"))?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut hwm_kib = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            hwm_kib = hwm_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().map_err(io("wait for dbops"))? {
+            return Ok((start.elapsed(), status.code(), hwm_kib as f64 / 1024.0));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
