@@ -164,10 +164,19 @@ impl Telemetry {
                 .with_span_list(false)
                 .boxed(),
         };
+        // The log filter applies to the log output only: the run's spans
+        // (and so its trace id, in the journal and on Events) must exist
+        // even when the user asks for `DBOPS_LOG=warn`.
+        let span_filter = EnvFilter::new(
+            "info,kube=warn,hyper=warn,tower=warn,h2=warn,tonic=warn,opentelemetry=warn,opentelemetry_sdk=warn,reqwest=warn",
+        );
         tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt_layer)
-            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(fmt_layer.with_filter(filter))
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(span_filter),
+            )
             .try_init()
             .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
         Ok(Telemetry {

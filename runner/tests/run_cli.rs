@@ -15,6 +15,27 @@ const ONE_STEP: &str =
     "\n[[step]]\nid = \"only\"\nuses = \"test-step\"\nwith = { outputs = { value = \"v\" } }\n";
 
 #[test]
+fn a_quiet_log_filter_still_gives_the_run_a_real_trace_id() {
+    let w = World::start();
+    let p = w.pipeline("quiet", &(header("quiet", "db1", "halt") + ONE_STEP));
+    let out = w
+        .run_cmd(&p, "quiet-1", &[])
+        .env("DBOPS_LOG", "warn")
+        .output()
+        .expect("run dbops");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let trace_id = w.journal("quiet", "quiet-1").expect("journal")["trace_id"]
+        .as_str()
+        .expect("trace id")
+        .to_owned();
+    assert_eq!(trace_id.len(), 32, "{trace_id}");
+    assert!(
+        trace_id.chars().any(|c| c != '0'),
+        "DBOPS_LOG=warn must not blank the trace id: {trace_id}"
+    );
+}
+
+#[test]
 fn status_lists_runs_steps_and_trace_ids_from_the_journals() {
     let w = World::start();
     let p = w.pipeline("st", &(header("st", "db1", "halt") + ONE_STEP));
