@@ -80,15 +80,26 @@ impl<'c, 'h> Job<'c, 'h> {
                 ),
             ));
         };
+        // A corrupt certificate is never replaced silently: say which key of
+        // which Secret is broken and how to get out of it.
+        let invalid = |e: dbops_certs::Error| {
+            StepError::permanent(
+                "TlsSecretInvalid",
+                format!(
+                    "{e}; fix {TLS_CRT} of {what}, or delete {what} so that action \"add\" issues a new certificate"
+                ),
+            )
+        };
         let ders = dbops_certs::pem::certificates(&chain_pem, &format!("{TLS_CRT} of {what}"))
-            .map_err(certs_error)?;
+            .map_err(invalid)?;
         let Some(leaf_der) = ders.first().cloned() else {
             return Err(StepError::permanent(
                 "TlsSecretInvalid",
                 format!("{TLS_CRT} of {what} holds no certificate"),
             ));
         };
-        let info = dbops_certs::inspect::inspect_der(&leaf_der, &what).map_err(certs_error)?;
+        let info = dbops_certs::inspect::inspect_der(&leaf_der, &format!("{TLS_CRT} of {what}"))
+            .map_err(invalid)?;
         let key =
             secrets::text(&secret, TLS_KEY).and_then(|k| PrivateKey::from_pem(&k, &what).ok());
         let mut bundle = match secrets::text(&secret, CA_CRT) {

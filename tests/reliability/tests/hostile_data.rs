@@ -107,7 +107,11 @@ fn a_corrupt_served_certificate_is_a_clear_error_and_nothing_changes() {
         "ht",
         "ht-1",
         &out,
-        &["zk-tls", "not a valid X.509 certificate"],
+        &[
+            "tls.crt of Secret ht/zk-tls",
+            "not a valid X.509 certificate",
+            "or delete Secret ht/zk-tls",
+        ],
     );
     assert_eq!(
         data(&db, "ht", "Secret", "zk-tls"),
