@@ -87,7 +87,80 @@ impl Case {
             "{operation}: the target is resumed"
         );
         assert_eq!(cluster::step(&journal, "resume")["state"], "succeeded");
+        self.assert_no_secret_leaked(operation, &outcome);
         (journal, restarted)
+    }
+
+    /// No private key or password held in the namespace's Secrets appears in
+    /// the run's output (logs, summary), any journal or any Event: checked
+    /// after every pipeline of every engine.
+    fn assert_no_secret_leaked(&self, operation: &str, outcome: &dbops_e2e::Outcome) {
+        let secrets = self
+            .env
+            .sandbox
+            .list("v1", "Secret", Some(&self.namespace))
+            .expect("list secrets");
+        let mut needles: Vec<(String, String)> = Vec::new();
+        for secret in &secrets {
+            let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+            let Some(data) = secret["data"].as_object() else {
+                continue;
+            };
+            for (key, value) in data {
+                let sensitive = key.ends_with(".key") || key.contains("password");
+                let Some(encoded) = value.as_str().filter(|_| sensitive) else {
+                    continue;
+                };
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&bytes);
+                // A PEM key: its longest base64 line; a password: itself.
+                let needle = text
+                    .lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .max_by_key(|l| l.len())
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                if needle.len() >= 8 {
+                    needles.push((format!("{name}/{key}"), needle));
+                    needles.push((format!("{name}/{key} (base64)"), encoded.to_owned()));
+                }
+            }
+        }
+        if operation == "add-tls" {
+            assert!(
+                needles.iter().any(|(what, _)| what.ends_with("tls.key")),
+                "add-tls: the leak check has the new private key to look for"
+            );
+        }
+        let mut haystacks = vec![
+            ("stdout".to_owned(), outcome.stdout.clone()),
+            ("stderr".to_owned(), outcome.stderr.clone()),
+        ];
+        for kind in ["ConfigMap", "Event"] {
+            for object in self
+                .env
+                .sandbox
+                .list("v1", kind, Some(&self.namespace))
+                .expect("list")
+            {
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                if kind == "ConfigMap" && !name.starts_with("dbops-run-") {
+                    continue;
+                }
+                haystacks.push((format!("{kind} {name}"), object.to_string()));
+            }
+        }
+        for (what, needle) in &needles {
+            for (place, haystack) in &haystacks {
+                assert!(
+                    !haystack.contains(needle.as_str()),
+                    "{operation}: secret {what} appears in {place}"
+                );
+            }
+        }
     }
 
     fn config(&self) -> String {
