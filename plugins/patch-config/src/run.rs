@@ -66,8 +66,18 @@ pub fn run(ctx: &Context<'_>, config: &Config) -> StepResult<Outputs> {
             engine: plan.engine,
             tls_options: &tls_options,
         };
-        let output =
-            edit::compute(&input).map_err(|m| StepError::permanent("InvalidConfigChange", m))?;
+        let output = edit::compute(&input).map_err(|m| {
+            StepError::permanent(
+                "InvalidConfigChange",
+                format!(
+                    "{} {}/{}, key {}: {m}; nothing was written: fix that file (or the change) and run again",
+                    store.kind_name(),
+                    ctx.target().namespace,
+                    plan.name,
+                    file.file
+                ),
+            )
+        })?;
         let before = match &original {
             Some(o) if saved.as_ref().is_some_and(|s| s.files.contains(&file.file)) => {
                 o.get(&file.file).map(String::as_str)

@@ -50,7 +50,8 @@ impl<'h> Store<'h> {
         }
     }
 
-    fn kind_name(&self) -> &'static str {
+    /// `ConfigMap` or `Secret`.
+    pub fn kind_name(&self) -> &'static str {
         match self.kind {
             ObjectKind::ConfigMap => "ConfigMap",
             ObjectKind::Secret => "Secret",

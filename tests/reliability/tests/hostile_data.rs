@@ -1,7 +1,7 @@
 //! Malformed or hostile cluster data gets a clear error and nothing is
 //! half-applied: a CA Secret with a corrupt certificate, a TLS Secret with
-//! a corrupt certificate, and a configuration changed by someone else
-//! while dbops writes it.
+//! a corrupt certificate, a ConfigMap whose configuration does not parse,
+//! and a configuration changed by someone else while dbops writes it.
 
 use std::time::Duration;
 
@@ -192,4 +192,41 @@ fn a_configuration_changed_by_someone_else_mid_write_is_not_lost() {
     }
     println!("concurrent edit: exit {}\n{final_config}", out.code);
     assert!(!db.paused("hm"), "the target is resumed");
+}
+
+#[test]
+fn a_broken_configuration_is_a_clear_error_and_nothing_changes() {
+    let db = Db::start("perconaxtradb", &["hb".to_owned()]);
+    db.wait_ready("hb");
+    let name = format!("{}-config", db.engine.name);
+    let mut object = db
+        .sandbox
+        .get("v1", "ConfigMap", "hb", &name)
+        .expect("get")
+        .expect("config ConfigMap");
+    // An unterminated group header: not a my.cnf any MySQL would start with.
+    object["data"][db.engine.file] = json!("[mysqld\nmax_connections = 10\n");
+    db.sandbox.apply(object).expect("broken config");
+    let before = data(&db, "hb", "ConfigMap", &name);
+    let uids = db.pod_uids("hb");
+    db.custom_config("hb", "[mysqld]\nmax_connections = 200\n");
+
+    let out = db.run("perconaxtradb-reconfigure.toml", "hb", "hb-1", &[]);
+    refused_cleanly(
+        &db,
+        "hb",
+        "hb-1",
+        &out,
+        &[
+            &format!("ConfigMap hb/{name}, key {}", db.engine.file),
+            "line 1",
+            "nothing was written",
+        ],
+    );
+    assert_eq!(
+        data(&db, "hb", "ConfigMap", &name),
+        before,
+        "the broken configuration is left as it was, not half-rewritten"
+    );
+    assert_eq!(db.pod_uids("hb"), uids, "no member restarted");
 }
