@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::KubeArgs;
 use crate::exit;
-use crate::run::cluster::{Cluster, connect};
+use crate::run::cluster::{Cluster, connect, encode};
 
 /// Arguments of `dbops certs`.
 #[derive(Debug, clap::Args)]
@@ -168,15 +168,4 @@ fn print_rows(rows: &[CertRow], now: OffsetDateTime, threshold: Duration) -> i32
         );
     }
     code
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

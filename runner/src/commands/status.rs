@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::KubeArgs;
 use crate::exit;
-use crate::run::cluster::{Cluster, connect};
+use crate::run::cluster::{Cluster, connect, encode};
 use crate::run::journal::{self, RunRecord};
 
 /// Arguments of `dbops status`.
@@ -113,15 +113,4 @@ pub async fn status(args: StatusArgs) -> i32 {
         }
     }
     exit::SUCCESS
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::pipeline::Pipeline;
-use crate::run::cluster::{Cluster, ClusterError};
+use crate::run::cluster::{Cluster, ClusterError, encode};
 
 /// One database of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -147,18 +147,6 @@ fn items(page: &Value) -> impl Iterator<Item = FleetTarget> + '_ {
                 name: meta.get("name")?.as_str()?.to_owned(),
             })
         })
-}
-
-/// Percent-encode a query value (everything but unreserved characters).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

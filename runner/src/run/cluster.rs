@@ -258,3 +258,15 @@ impl Cluster {
             .filter(|l| futures::future::ready(!matches!(l, Ok(l) if l.trim().is_empty()))))
     }
 }
+
+/// Percent-encode a query parameter value (label selectors, field selectors).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
