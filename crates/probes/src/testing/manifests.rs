@@ -50,6 +50,16 @@ pub fn tls_secret(namespace: &str, name: &str, cert: &IssuedCert, ca_pem: &str) 
     })
 }
 
+/// A built-in CA Secret (`tls.crt`, `tls.key`), what issue-cert's
+/// `issuer = { kind = "ca", name = NAME }` signs with.
+pub fn ca_secret(namespace: &str, name: &str, ca: &super::TestCa) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"tls.crt": b64(&ca.cert_pem), "tls.key": b64(ca.key_pem())}
+    })
+}
+
 /// A Secret with a `username` and `password` (KubeDB's `<db>-auth`).
 pub fn auth_secret(namespace: &str, name: &str, user: &str, password: &str) -> Value {
     json!({

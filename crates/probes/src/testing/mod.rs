@@ -174,6 +174,12 @@ impl TestCa {
         })
     }
 
+    /// The CA's private key (PKCS#8 PEM): what a built-in CA Secret
+    /// (`tls.crt` + `tls.key`) holds for issue-cert's `kind = "ca"`.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
     /// Issue a server certificate for `names` (DNS names or IP addresses).
     pub fn issue(&self, common_name: &str, names: &[&str]) -> SupportResult<IssuedCert> {
         let key = KeyPair::generate()?;
