@@ -319,7 +319,7 @@ fn mysql_serial(env: &Env, pod: &str, ca_pem: &[u8]) -> Result<String, String> {
     let ip = pod_view(&env.sandbox, PXC_NS, pod)
         .and_then(|v| v.ip)
         .ok_or(format!("{pod} has no IP"))?;
-    let tls = TlsOptions::verify(ca_pem.to_vec(), &format!("{pod}.pxc-pods.{PXC_NS}.svc"));
+    let tls = TlsOptions::verify(ca_pem.to_vec(), format!("{pod}.pxc-pods.{PXC_NS}.svc"));
     let endpoint =
         Endpoint::plain(format!("{ip}:{MYSQL_PORT}"), Duration::from_secs(5)).with_tls(tls);
     let check = MysqlCheck {
