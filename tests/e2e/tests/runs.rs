@@ -73,7 +73,34 @@ fn the_demo_rotates_every_member_certificate() {
     let env = Env::start();
     let outcome = env.dbops(&["demo"]);
     outcome.expect_code(0, "dbops demo");
-    let out = &outcome.stdout;
+    assert_demo_rotated(&outcome.stdout);
+}
+
+/// `dbops demo --real`: the same rotation on a real ZooKeeper ensemble
+/// (Debian's zookeeper), with the quorum pre-check on.
+#[test]
+fn the_demo_runs_on_real_zookeeper() {
+    if !dbops_probes::testing::real_server_available(
+        dbops_probes::testing::ZOOKEEPER_JAR,
+        "zookeeper",
+    ) {
+        return;
+    }
+    let env = Env::start();
+    let outcome = env.dbops(&["demo", "--real"]);
+    outcome.expect_code(0, "dbops demo --real");
+    assert!(
+        outcome
+            .stdout
+            .contains("(followers first, the leader last)"),
+        "{}",
+        outcome.stdout
+    );
+    assert_demo_rotated(&outcome.stdout);
+}
+
+/// The demo's report: succeeded, an order, a new serial on every member, a trace id.
+fn assert_demo_rotated(out: &str) {
     assert!(
         out.contains("run demo-") && out.contains(": succeeded"),
         "{out}"
