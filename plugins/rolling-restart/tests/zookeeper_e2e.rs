@@ -10,6 +10,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -19,81 +20,36 @@ use dbops_plugin_health_check::HealthCheck;
 use dbops_plugin_rolling_restart::RollingRestart;
 use dbops_plugin_sdk::serde_json::json;
 use dbops_plugin_sdk::testing::TestHost;
-use dbops_probes::Endpoint;
 use dbops_probes::testing::manifests::{self, PodSet, ZK_CLIENT_PORT};
+use dbops_probes::testing::zk_watch::{self, PodView, Sample};
 use dbops_probes::testing::{self, TestCa};
-use dbops_probes::zookeeper::{self, MemberState};
 
 use support::{World, outputs, pod, ready_ip, target, text};
 
 const NS: &str = "db";
 const NAME: &str = "zk";
 
-/// One look at the ensemble by the background prober.
-#[derive(Debug)]
-struct Sample {
-    /// Members answering `ruok` with `imok`.
-    imok: usize,
-    /// The member that leads, when the ensemble serves.
-    leader: Option<String>,
-    /// Members serving as leader or follower.
-    serving: usize,
-    /// Whether the original leader's pod (same uid) still existed.
-    original_leader_alive: bool,
+fn pods() -> Vec<String> {
+    (0..3).map(|i| format!("{NAME}-{i}")).collect()
 }
 
-fn member_endpoint(host: &TestHost, pod_name: &str) -> Option<Endpoint> {
-    let ip = pod(host, NS, pod_name)?.status?.pod_ip?;
-    Some(Endpoint::plain(
-        format!("{ip}:{ZK_CLIENT_PORT}"),
-        Duration::from_secs(1),
-    ))
+/// A pod as the prober sees it, read through the test host.
+fn view(host: &TestHost, pod_name: &str) -> Option<PodView> {
+    let pod = pod(host, NS, pod_name)?;
+    Some(PodView {
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        ip: pod.status.and_then(|s| s.pod_ip),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+    })
 }
 
-fn look(host: &TestHost, leader_pod: &str, leader_uid: &str) -> Sample {
-    let mut imok = 0;
-    let mut states = Vec::new();
-    for i in 0..3 {
-        let name = format!("{NAME}-{i}");
-        let Some(endpoint) = member_endpoint(host, &name) else {
-            continue;
-        };
-        if zookeeper::ruok(&endpoint).is_ok() {
-            imok += 1;
-        }
-        states.push(MemberState {
-            name,
-            stats: zookeeper::srvr(&endpoint).map(|(stats, _)| stats),
-        });
-    }
-    let quorum = zookeeper::judge_quorum(&states);
-    let alive = pod(host, NS, leader_pod).is_some_and(|p| {
-        p.metadata.uid.as_deref() == Some(leader_uid) && p.metadata.deletion_timestamp.is_none()
-    });
-    Sample {
-        imok,
-        serving: quorum.followers.len() + usize::from(quorum.leader.is_some()),
-        leader: quorum.leader,
-        original_leader_alive: alive,
-    }
+fn look(host: &TestHost) -> Sample {
+    zk_watch::look(&pods(), ZK_CLIENT_PORT, |p| view(host, p))
 }
 
-/// Ask every member who leads; None until exactly one does and all serve.
+/// The leader, once exactly one member leads and all serve.
 fn leader(host: &TestHost) -> Result<String, String> {
-    let mut states = Vec::new();
-    for i in 0..3 {
-        let name = format!("{NAME}-{i}");
-        let endpoint = member_endpoint(host, &name).ok_or(format!("{name} has no IP"))?;
-        states.push(MemberState {
-            name,
-            stats: zookeeper::srvr(&endpoint).map(|(stats, _)| stats),
-        });
-    }
-    let quorum = zookeeper::judge_quorum(&states);
-    match (&quorum.leader, quorum.is_healthy()) {
-        (Some(leader), true) => Ok(leader.clone()),
-        _ => Err(quorum.problems.join("; ")),
-    }
+    zk_watch::whole_quorum_leader(&look(host), 3)
 }
 
 #[test]
@@ -137,12 +93,11 @@ fn certificate_rotation_restarts_followers_then_the_leader_keeping_quorum() {
     let prober = {
         let stop = Arc::clone(&stop);
         let (url, token) = (world.sandbox.url(), world.sandbox.admin_token());
-        let (leader_pod, leader_uid) = (leader_before.clone(), leader_uid.clone());
         thread::spawn(move || {
             let host = TestHost::new(&url, Some(&token));
             let mut samples = Vec::new();
             while !stop.load(Ordering::SeqCst) {
-                samples.push(look(&host, &leader_pod, &leader_uid));
+                samples.push(look(&host));
                 thread::sleep(Duration::from_millis(100));
             }
             samples
@@ -183,27 +138,12 @@ fn certificate_rotation_restarts_followers_then_the_leader_keeping_quorum() {
         dbops_plugin_rolling_restart::parse_member_seconds(&text(&restarted, "member_seconds"));
     assert_eq!(seconds.len(), 3);
 
-    // Quorum at every moment.
-    assert!(
-        samples.len() > 10,
-        "the prober took {} samples",
-        samples.len()
-    );
-    for (i, sample) in samples.iter().enumerate() {
-        assert!(
-            sample.imok >= 2,
-            "sample {i}: only {} members answered ruok: {sample:?}",
-            sample.imok
-        );
-        if sample.original_leader_alive {
-            assert!(
-                sample.leader.is_some() && sample.serving >= 2,
-                "sample {i}: the ensemble lost its quorum while only followers restarted: {sample:?}"
-            );
-        }
-    }
-    assert!(
-        samples.iter().any(|s| !s.original_leader_alive),
+    // Quorum at every moment; the leader pod was replaced, and last.
+    zk_watch::assert_quorum_kept(&samples, 3, &leader_before, &leader_uid);
+    let uids_before = BTreeMap::from([(leader_before.clone(), leader_uid.clone())]);
+    assert_eq!(
+        zk_watch::replacement_order(&uids_before, &samples),
+        std::slice::from_ref(&leader_before),
         "the leader pod was replaced"
     );
 

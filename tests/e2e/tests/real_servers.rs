@@ -18,7 +18,6 @@
 //!   configuration is restored byte for byte, the `reroll` step brings the
 //!   member back on it, and the database is resumed and serving.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -28,19 +27,11 @@ use dbops_e2e::{Env, cluster, rbac};
 use dbops_probes::Endpoint;
 use dbops_probes::mysql::{self, Credentials, MysqlCheck, Password};
 use dbops_probes::testing::manifests::{self, MYSQL_PORT, PodSet, ZK_CLIENT_PORT, ZK_SECURE_PORT};
+use dbops_probes::testing::zk_watch::{self, PodView, Sample};
 use dbops_probes::testing::{self, TestCa};
 use dbops_probes::tls::TlsOptions;
-use dbops_probes::zookeeper::{self, MemberState};
 use dbops_sandbox::Sandbox;
 use serde_json::{Value, json};
-
-/// A pod as the prober sees it.
-#[derive(Debug, Clone)]
-struct PodView {
-    uid: String,
-    ip: Option<String>,
-    deleting: bool,
-}
 
 fn pod_view(sandbox: &Sandbox, namespace: &str, pod: &str) -> Option<PodView> {
     let object = sandbox.get("v1", "Pod", namespace, pod).ok()??;
@@ -92,72 +83,13 @@ fn secret_serial(env: &Env, namespace: &str, name: &str) -> (String, Vec<u8>) {
 
 const ZK_NS: &str = "real-zk";
 
-/// One look at the ensemble.
-#[derive(Debug)]
-struct Sample {
-    /// Members answering `ruok` with `imok`.
-    imok: usize,
-    /// The leader, when the ensemble serves.
-    leader: Option<String>,
-    /// Members serving as leader or follower.
-    serving: usize,
-    /// Each pod's uid (None while it does not exist or is being deleted).
-    uids: BTreeMap<String, Option<String>>,
-}
-
 fn look(sandbox: &Sandbox, pods: &[String]) -> Sample {
-    let mut imok = 0;
-    let mut states = Vec::new();
-    let mut uids = BTreeMap::new();
-    for pod in pods {
-        let view = pod_view(sandbox, ZK_NS, pod);
-        uids.insert(
-            pod.clone(),
-            view.as_ref().filter(|v| !v.deleting).map(|v| v.uid.clone()),
-        );
-        let Some(ip) = view.and_then(|v| v.ip) else {
-            continue;
-        };
-        let endpoint = Endpoint::plain(format!("{ip}:{ZK_CLIENT_PORT}"), Duration::from_secs(1));
-        if zookeeper::ruok(&endpoint).is_ok() {
-            imok += 1;
-        }
-        states.push(MemberState {
-            name: pod.clone(),
-            stats: zookeeper::srvr(&endpoint).map(|(stats, _)| stats),
-        });
-    }
-    let quorum = zookeeper::judge_quorum(&states);
-    Sample {
-        imok,
-        serving: quorum.followers.len() + usize::from(quorum.leader.is_some()),
-        leader: quorum.leader,
-        uids,
-    }
+    zk_watch::look(pods, ZK_CLIENT_PORT, |pod| pod_view(sandbox, ZK_NS, pod))
 }
 
 /// The leader, once exactly one member leads and every member serves.
 fn leader(sandbox: &Sandbox, pods: &[String]) -> Result<String, String> {
-    let sample = look(sandbox, pods);
-    match sample.leader {
-        Some(leader) if sample.serving == pods.len() => Ok(leader),
-        _ => Err(format!("no whole quorum yet: {sample:?}")),
-    }
-}
-
-/// The order in which the prober first saw each pod replaced (uid changed or gone).
-fn replacement_order(before: &BTreeMap<String, String>, samples: &[Sample]) -> Vec<String> {
-    let mut first_change: Vec<(usize, String)> = before
-        .iter()
-        .filter_map(|(pod, uid)| {
-            samples
-                .iter()
-                .position(|s| s.uids.get(pod).cloned().flatten().as_ref() != Some(uid))
-                .map(|index| (index, pod.clone()))
-        })
-        .collect();
-    first_change.sort();
-    first_change.into_iter().map(|(_, pod)| pod).collect()
+    zk_watch::whole_quorum_leader(&look(sandbox, pods), pods.len())
 }
 
 #[test]
@@ -233,7 +165,7 @@ fn zookeeper_rotate_tls_pipeline_replaces_followers_then_the_leader_of_a_real_en
         .split(',')
         .map(str::to_owned)
         .collect();
-    let seen_order = replacement_order(&uids_before, &samples);
+    let seen_order = zk_watch::replacement_order(&uids_before, &samples);
     eprintln!(
         "leader before: {leader_before}; journal order {journal_order:?}; seen {seen_order:?}; {} samples",
         samples.len()
@@ -254,26 +186,7 @@ fn zookeeper_rotate_tls_pipeline_replaces_followers_then_the_leader_of_a_real_en
 
     // Quorum at every moment: a majority answers; while the leader's pod
     // is the original, the ensemble has a leader and a serving majority.
-    assert!(
-        samples.len() > 10,
-        "the prober took {} samples",
-        samples.len()
-    );
-    for (i, sample) in samples.iter().enumerate() {
-        assert!(
-            sample.imok >= 2,
-            "sample {i}: only {} members answered ruok: {sample:?}",
-            sample.imok
-        );
-        let leader_pod_original = sample.uids.get(&leader_before).cloned().flatten().as_ref()
-            == uids_before.get(&leader_before);
-        if leader_pod_original {
-            assert!(
-                sample.leader.is_some() && sample.serving >= 2,
-                "sample {i}: the ensemble lost its quorum while only followers restarted: {sample:?}"
-            );
-        }
-    }
+    zk_watch::assert_quorum_kept(&samples, 3, &leader_before, &uids_before[&leader_before]);
 
     // A new certificate, served by every member, and a whole quorum again.
     let (serial, ca_pem) = secret_serial(&env, ZK_NS, "zk-tls");

@@ -38,6 +38,7 @@
 pub mod kafka_fake;
 pub mod manifests;
 pub mod servers;
+pub mod zk_watch;
 
 use std::error::Error;
 use std::fs;
