@@ -205,7 +205,7 @@ pub fn edit(before: &Document, changes: &Changes) -> Result<Edited> {
                 doc.merge(&changes.set)?;
             }
             for key in &changes.delete {
-                doc.delete(&Key::parse(format, key));
+                doc.delete(&Key::parse(format, key))?;
             }
             Vec::new()
         }

@@ -38,6 +38,15 @@ pub enum Error {
         /// Why not, and what to do instead.
         message: String,
     },
+    /// A change that cannot be made without rewriting text it does not
+    /// touch (e.g. through a YAML alias); nothing was changed.
+    #[error("cannot change {key} without rewriting other parts of the file: {message}")]
+    NotLossless {
+        /// The key (dotted path), or "the top level".
+        key: String,
+        /// Why not, and what to do instead.
+        message: String,
+    },
     /// The rendered file does not parse back to the intended content.
     #[error("refusing to write: the edited file does not read back as intended: {message}")]
     Validation {

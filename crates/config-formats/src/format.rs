@@ -11,9 +11,9 @@ pub enum Format {
     Properties,
     /// INI as MySQL/MariaDB option files use it (my.cnf).
     Ini,
-    /// YAML (structural edit: comments are not preserved on change).
+    /// YAML (lossless edit: comments, order, quoting and anchors kept).
     Yaml,
-    /// JSON (structural edit: key order preserved, layout re-indented on change).
+    /// JSON (lossless edit: only the changed members' lines are touched).
     Json,
 }
 

@@ -12,19 +12,24 @@
 //!   runtime.properties), comments, order, separators and untouched lines
 //!   kept byte for byte;
 //! - [`ini`]: MySQL/MariaDB option files (my.cnf), likewise lossless;
-//! - [`structured`]: YAML and JSON, a structural merge that keeps key order
-//!   (see its docs for what is not preserved on change).
+//! - [`structured`]: YAML and JSON, a merge patch or delete computed on the
+//!   parsed tree and made on the text (through the `yaml-edit` and
+//!   `jsonc-parser` syntax trees), so comments, order, quoting, anchors and
+//!   untouched lines are kept byte for byte; a change that cannot be made
+//!   that way is refused with [`Error::NotLossless`].
 
 pub mod diff;
 pub mod document;
 pub mod error;
 pub mod format;
 pub mod ini;
+mod json_text;
 pub mod key;
 mod lines;
 pub mod properties;
 pub mod secrets;
 pub mod structured;
+mod yaml_text;
 
 pub use diff::{Diff, masked_diff, unified};
 pub use document::{Changes, Document, Edited, edit};
