@@ -377,6 +377,23 @@ impl Checker<'_> {
                         "wrong type",
                     ));
                 }
+                ValidationErrorKind::Pattern { .. } => {
+                    // A regular expression means little to a user; the
+                    // schema's description says what is expected.
+                    let span = Self::with_span(step, &pointer, false);
+                    let expected =
+                        schema_description(&info.config_schema, error.schema_path().as_str());
+                    problems.push(
+                        self.at(
+                            &span,
+                            step,
+                            &key,
+                            format!("`{name}` of {place}: {instance} is not a valid value"),
+                            "invalid value",
+                        )
+                        .with_help_opt(expected.map(|d| format!("expected: {d}"))),
+                    );
+                }
                 _ => {
                     let span = Self::with_span(step, &pointer, false);
                     problems.push(self.at(
@@ -468,6 +485,28 @@ fn json_kind(value: &Json) -> &'static str {
 
 /// Property names of the schema object holding the keyword at
 /// `schema_path` (e.g. `/properties/tls/additionalProperties`).
+/// The description of the schema node whose keyword failed at
+/// `schema_path` (e.g. `/properties/member_timeout/$ref/pattern`), following
+/// local `$ref`s; the deepest node that has one.
+fn schema_description(schema: &Json, schema_path: &str) -> Option<String> {
+    let parent = schema_path.rsplit_once('/').map_or("", |(p, _)| p);
+    let mut node = schema;
+    let mut found = node.get("description");
+    for segment in parent.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        node = if segment == "$ref" {
+            let target = node.get("$ref")?.as_str()?.strip_prefix('#')?;
+            schema.pointer(target)?
+        } else if let Some(items) = node.as_array() {
+            items.get(segment.parse::<usize>().ok()?)?
+        } else {
+            node.get(segment.as_str())?
+        };
+        found = node.get("description").or(found);
+    }
+    found.and_then(Json::as_str).map(str::to_owned)
+}
+
 fn schema_properties(schema: &Json, schema_path: &str) -> Vec<String> {
     let parent = schema_path.rsplit_once('/').map_or("", |(p, _)| p);
     schema

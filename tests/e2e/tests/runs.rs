@@ -121,3 +121,49 @@ fn assert_demo_rotated(out: &str) {
     }
     assert!(out.contains("trace id: "), "{out}");
 }
+
+/// A variable that makes a step's value invalid is refused before anything
+/// runs, saying where and what is expected (not the schema's regular expression).
+#[test]
+fn an_invalid_variable_is_refused_with_what_is_expected() {
+    let env = Env::start();
+    let pipeline = dbops_e2e::repo_root().join("pipelines/zookeeper-rotate-tls.toml");
+    let pipeline = pipeline.to_str().expect("utf-8 path");
+    let outcome = env.dbops(&["validate", pipeline, "--set", "member_timeout=soon"]);
+    outcome.expect_code(2, "validate with member_timeout=soon");
+    let err = &outcome.stderr;
+    assert!(
+        err.contains("`with.member_timeout` of step `restart` (plugin `rolling-restart`): \"soon\" is not a valid value"),
+        "{err}"
+    );
+    assert!(
+        err.contains("zookeeper-rotate-tls.toml:"),
+        "names the file: {err}"
+    );
+    assert!(
+        err.contains("expected: A duration such as \"30s\""),
+        "says what is expected: {err}"
+    );
+    assert!(!err.contains("^\\s*[0-9]"), "no regular expression: {err}");
+
+    let kubeconfig = env.admin_kubeconfig.to_str().expect("utf-8 path");
+    let outcome = env.dbops(&[
+        "run",
+        pipeline,
+        "--kubeconfig",
+        kubeconfig,
+        "--run-id",
+        "bad-variable",
+        "--set",
+        "member_timeout=soon",
+    ]);
+    outcome.expect_code(2, "run with member_timeout=soon");
+    assert!(
+        env.sandbox
+            .list("v1", "ConfigMap", None)
+            .expect("list")
+            .iter()
+            .all(|c| c["metadata"]["name"] != "dbops-run-bad-variable"),
+        "nothing was written: no journal"
+    );
+}
