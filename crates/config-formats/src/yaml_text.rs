@@ -76,7 +76,7 @@ pub(crate) fn merge(text: &str, before: &Value, patch: &Map<String, Json>) -> Re
         _ => &empty,
     };
     merge_mapping(&map, current, patch, &mut Vec::new(), text)?;
-    Ok(file.to_string())
+    Ok(tidy(text, &file.to_string()))
 }
 
 fn merge_mapping(
@@ -131,7 +131,7 @@ pub(crate) fn delete(text: &str, key: &Key) -> Result<String> {
     if !removed {
         return Err(not_found(key));
     }
-    Ok(file.to_string())
+    Ok(tidy(text, &file.to_string()))
 }
 
 /// Replace the values of the leaves in `masks` with the text shown for
@@ -168,6 +168,60 @@ pub(crate) fn mask(text: &str, masks: &[(Key, String)]) -> Result<(String, Vec<K
         masked.push(key.clone());
     }
     Ok((file.to_string(), masked))
+}
+
+/// Blank lines stay where they separate things: `yaml-edit` counts the
+/// blank lines after a block scalar (`|`, `>`) as part of it, so a key
+/// added after one would land below the blank lines, and deleting one would
+/// take the blank lines along. Move such an insertion above the blank lines
+/// and keep such blank lines, when the result reads back the same (it does
+/// not for a `|+` scalar, whose trailing blank lines are content).
+fn tidy(old: &str, new: &str) -> String {
+    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
+    let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
+    let blank = |line: &&str| line.trim().is_empty();
+    let mut out: Vec<&str> = Vec::with_capacity(new_lines.len());
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &old_lines, &new_lines) {
+        match op {
+            similar::DiffOp::Insert {
+                new_index, new_len, ..
+            } => {
+                let inserted = &new_lines[new_index..new_index + new_len];
+                let trailing = out.iter().rev().take_while(|l| blank(l)).count();
+                let moved = out.split_off(out.len() - trailing);
+                let ends_in_newline = inserted.last().is_some_and(|l| l.ends_with('\n'));
+                if trailing > 0 && !inserted.iter().any(blank) && ends_in_newline {
+                    out.extend_from_slice(inserted);
+                    out.extend(moved);
+                } else {
+                    out.extend(moved);
+                    out.extend_from_slice(inserted);
+                }
+            }
+            similar::DiffOp::Delete {
+                old_index, old_len, ..
+            } => {
+                let deleted = &old_lines[old_index..old_index + old_len];
+                let trailing = deleted.iter().rev().take_while(|l| blank(l)).count();
+                if trailing < deleted.len() && out.last().is_some_and(|l| !blank(l)) {
+                    out.extend_from_slice(&deleted[deleted.len() - trailing..]);
+                }
+            }
+            similar::DiffOp::Equal { new_index, len, .. } => {
+                out.extend_from_slice(&new_lines[new_index..new_index + len])
+            }
+            similar::DiffOp::Replace {
+                new_index, new_len, ..
+            } => out.extend_from_slice(&new_lines[new_index..new_index + new_len]),
+        }
+    }
+    let tidied = out.concat();
+    let reads = |text: &str| serde_norway::from_str::<Value>(text).ok();
+    if tidied != new && reads(&tidied).is_some() && reads(&tidied) == reads(new) {
+        tidied
+    } else {
+        new.to_owned()
+    }
 }
 
 /// The container at `path` from the top of the document.
@@ -252,7 +306,9 @@ fn new_node(value: &Json) -> Box<dyn AsYaml> {
         Json::String(s) if YAML11_BOOLEANS.contains(&s.as_str()) => {
             Box::new(ScalarValue::single_quoted(s.as_str()))
         }
-        Json::String(s) if needs_double_quotes(s) => Box::new(ScalarValue::double_quoted(s.as_str())),
+        Json::String(s) if needs_double_quotes(s) => {
+            Box::new(ScalarValue::double_quoted(s.as_str()))
+        }
         Json::String(s) => Box::new(ScalarValue::from(s.as_str())),
     }
 }
@@ -263,7 +319,8 @@ fn new_node(value: &Json) -> Box<dyn AsYaml> {
 /// empty first line, several trailing line breaks).
 fn needs_double_quotes(s: &str) -> bool {
     let special = |c: char| {
-        (c.is_control() && c != '\n') || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
     };
     s.chars().any(special)
         || (s.contains('\n')
