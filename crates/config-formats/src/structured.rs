@@ -543,4 +543,17 @@ mod tests {
             "{\n  \"token\": [\"****\", \"****\"],\n  \"x\": 1\n}\n"
         );
     }
+
+    #[test]
+    fn crlf_files_keep_their_line_endings() {
+        let mut doc = yaml("# c\r\na:\r\n  b: 1\r\n");
+        doc.merge(&json!({"a": {"c": "x"}, "d": 2})).expect("merge");
+        assert_eq!(doc.render(), "# c\r\na:\r\n  b: 1\r\n  c: x\r\nd: 2\r\n");
+        let mut doc = Structured::parse(Format::Json, "{\r\n\t\"a\": 1\r\n}\r\n").expect("parses");
+        doc.merge(&json!({"b": {"c": 2}})).expect("merge");
+        assert_eq!(
+            doc.render(),
+            "{\r\n\t\"a\": 1,\r\n\t\"b\": {\r\n\t\t\"c\": 2\r\n\t}\r\n}\r\n"
+        );
+    }
 }
