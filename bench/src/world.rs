@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 pub enum BenchError {
     /// A built file is missing.
     #[error(
-        "{0} is not built; build the binary and plugins first: cargo build --release -p dbops -p dbops-plugin-pause -p dbops-plugin-resume -p dbops-plugin-rolling-restart"
+        "{0} is not built; build the binary and plugins first: cargo build --release -p dbops -p dbops-plugin-pause -p dbops-plugin-resume -p dbops-plugin-rolling-restart -p dbops-plugin-health-check -p dbops-plugin-issue-cert -p dbops-plugin-patch-config"
     )]
     NotBuilt(PathBuf),
     /// The sandbox failed.

@@ -173,6 +173,24 @@ fn plugins_list_shows_name_version_abi_path_and_refusals() {
 }
 
 #[test]
+fn plugins_list_json_reports_each_files_sha256() {
+    use sha2::Digest;
+    // Runs hash a plugin only when a step pins a digest; the listing
+    // always reports it, so a pin can be copied from it.
+    let plugins = plugin_dir_with(&["test-step"]);
+    let bytes = std::fs::read(plugins.path().join("libdbops_plugin_test_step.so")).expect("read");
+    let actual = hex::encode(sha2::Sha256::digest(&bytes));
+    let out = dbops(plugins.path())
+        .args(["plugins", "list", "--json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON listing");
+    assert_eq!(rows[0]["name"], "test-step", "{rows}");
+    assert_eq!(rows[0]["sha256"], actual.as_str(), "{rows}");
+}
+
+#[test]
 fn unknown_plugin_lists_the_available_ones() {
     let plugins = plugin_dir_with(&["test-step"]);
     let work = tempfile::tempdir().expect("tempdir");

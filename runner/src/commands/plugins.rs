@@ -8,7 +8,7 @@ use std::path::Path;
 use clap::Subcommand;
 
 use crate::exit;
-use crate::plugins::{discover, load_file};
+use crate::plugins::{discover, load_file_with_digest};
 
 /// `dbops plugins ...`.
 #[derive(Debug, Subcommand)]
@@ -34,7 +34,7 @@ pub fn plugins(command: PluginsCommand, dir: &Path) -> i32 {
     let mut rows = Vec::new();
     let mut broken = 0;
     for (name, path) in found {
-        match load_file(&path, &[]) {
+        match load_file_with_digest(&path) {
             Ok(p) => rows.push(serde_json::json!({
                 "name": p.info.name,
                 "version": p.info.version,

@@ -79,8 +79,10 @@ pub struct LoadedPlugin {
     pub info: PluginInfo,
     /// The canonical file path.
     pub path: PathBuf,
-    /// Hex sha256 of the file as loaded.
-    pub sha256: String,
+    /// Hex sha256 of the file as loaded: computed only when a step pins a
+    /// digest or the caller asked for it ([`load_file_with_digest`]), since
+    /// hashing a multi-MB library costs more than loading it.
+    pub sha256: Option<String>,
     plugin: PluginRef,
 }
 
@@ -156,8 +158,23 @@ pub fn discover(dir: &Path) -> Result<Vec<(String, PathBuf)>, PluginError> {
     Ok(found)
 }
 
-/// Check, load and describe one file. `pins` are (step id, expected sha256).
+/// Check, load and describe one file. `pins` are (step id, expected sha256);
+/// the file is hashed only when there is a pin to check.
 pub fn load_file(path: &Path, pins: &[(String, String)]) -> Result<LoadedPlugin, PluginError> {
+    load_checked(path, pins, false)
+}
+
+/// Like [`load_file`] without pins, but always hashes the file (before
+/// loading it), for listings that report each plugin's digest.
+pub fn load_file_with_digest(path: &Path) -> Result<LoadedPlugin, PluginError> {
+    load_checked(path, &[], true)
+}
+
+fn load_checked(
+    path: &Path,
+    pins: &[(String, String)],
+    digest: bool,
+) -> Result<LoadedPlugin, PluginError> {
     // The directory of the name we were given matters too: through a
     // symlink in a world-writable directory anyone could swap the target.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -170,10 +187,15 @@ pub fn load_file(path: &Path, pins: &[(String, String)]) -> Result<LoadedPlugin,
             source,
         })?;
     safety::check_permissions(&path)?;
-    let sha256 = safety::sha256_file(&path)?;
-    for (step, expected) in pins {
-        safety::check_pin(&path, step, expected, &sha256)?;
-    }
+    let sha256 = if digest || !pins.is_empty() {
+        let sha256 = safety::sha256_file(&path)?;
+        for (step, expected) in pins {
+            safety::check_pin(&path, step, expected, &sha256)?;
+        }
+        Some(sha256)
+    } else {
+        None
+    };
     let plugin = load::open(&path)?;
     let info = plugin.info().map_err(|source| PluginError::Descriptor {
         path: path.clone(),
