@@ -36,8 +36,6 @@ pub struct Input<'a> {
 pub struct Output {
     /// The new content (`None`: delete the file's key).
     pub after: Option<String>,
-    /// What the user should know (e.g. YAML comments dropped).
-    pub warnings: Vec<String>,
 }
 
 /// Compute the new content; errors are full sentences for the user.
@@ -77,14 +75,7 @@ pub fn compute(input: &Input<'_>) -> Result<Output, String> {
             Some(doc.render())
         }
     };
-    let mut warnings = Vec::new();
-    let rewritten = input.mode == Mode::Merge && after.as_deref() != input.current;
-    if format == Format::Yaml && rewritten && input.current.is_some_and(|c| c.contains('#')) {
-        warnings.push(format!(
-            "{file} is YAML with comments: a changed YAML file is re-emitted and its comments, anchors and quoting style are not kept"
-        ));
-    }
-    Ok(Output { after, warnings })
+    Ok(Output { after })
 }
 
 fn apply(doc: &Document, set: Value, delete: Vec<String>, file: &str) -> Result<Document, String> {

@@ -12,7 +12,7 @@
 //! - Backup per run and step (`<object>-dbops-backup-<run>-<step>`),
 //!   restored exactly by compensation; dry run logs a masked diff.
 //! - Outputs `changed`, `config_hash`, `restart_required`, `diff_lines`,
-//!   `backup`.
+//!   `backup`; in a dry run also `diff` (masked; `dbops plan --diff` shows it).
 //!
 //! Modules: [`config`] (the `with` table), [`edit`] (pure computation),
 //! [`store`] (ConfigMaps/Secrets), [`run`] (the step).
@@ -42,6 +42,10 @@ impl Step for PatchConfig {
             "true when the change needs a restart (see `restart`)",
         ),
         ("diff_lines", "number of added plus removed lines"),
+        (
+            "diff",
+            "dry run only: the unified diff of every file it would change, secret values masked",
+        ),
         (
             "backup",
             "the backup object's name (empty when nothing was written)",

@@ -152,6 +152,11 @@ pub fn run(ctx: &Context<'_>, config: &Config) -> StepResult<Outputs> {
     out.insert("restart_required".into(), Value::Bool(restart_required));
     out.insert("diff_lines".into(), json!(diff_lines));
     out.insert("backup".into(), Value::String(backup));
+    if ctx.dry_run() {
+        // For `dbops plan --diff`. Not in real runs: the journal is a
+        // ConfigMap, and the file may live in a Secret.
+        out.insert("diff".into(), Value::String(diffs.join("\n")));
+    }
     Ok(out)
 }
 

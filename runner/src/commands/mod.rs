@@ -55,7 +55,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Validate pipelines without touching the cluster; reports every problem.
     Validate(validate::ValidateArgs),
-    /// Show the resolved steps and inputs of a pipeline; writes nothing.
+    /// Show the resolved steps and inputs of a pipeline; with --diff, also
+    /// what a run would change in the cluster (a dry run); writes nothing.
     Plan(plan::PlanArgs),
     /// Plugin libraries.
     Plugins {
@@ -113,7 +114,7 @@ async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(args) => run::run(args, &plugin_dir, cli.log_format).await,
         Command::Validate(args) => validate::validate(args, &plugin_dir),
-        Command::Plan(args) => plan::plan(args, &plugin_dir),
+        Command::Plan(args) => plan::plan(args, &plugin_dir).await,
         Command::Plugins { command } => plugins::plugins(command, &plugin_dir),
         Command::Status(args) => status::status(args).await,
         Command::Certs(args) => certs::certs(args).await,

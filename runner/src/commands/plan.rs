@@ -1,16 +1,29 @@
 //! `dbops plan PIPELINE`: the resolved steps and their inputs, in order,
 //! after validation. No cluster I/O, nothing written. Values that depend
 //! on earlier steps' outputs are shown as their `${steps...}` reference.
-//! (`dbops run --dry-run` runs the plugins themselves without writing.)
 //! Values of password-like keys in `with` are shown as `****`: they may
 //! come from `${env.*}` and the plan is meant to be shared and pasted.
+//!
+//! `dbops plan --diff` also reads the cluster: every step runs as in
+//! `dbops run --dry-run` (reads only; no lock, no journal, no Event; every
+//! write is refused), and the plan ends with what each step would do and
+//! the unified diff of every configuration file it would change, secret
+//! values masked (`kubectl diff` for a whole pipeline).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
+use super::KubeArgs;
 use super::prepare::prepare;
 use crate::exit;
+use crate::pipeline::Pipeline;
+use crate::plugins::PluginSet;
+use crate::run::journal::StepState;
+use crate::run::{self, RunOptions, RunReport, cluster};
 
 /// Arguments of `dbops plan`.
 #[derive(Debug, clap::Args)]
@@ -23,10 +36,18 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also read the cluster: run every step as `dbops run --dry-run` does
+    /// (nothing is written) and show what it would do, with the unified
+    /// diff of every configuration file it would change (secrets masked).
+    #[arg(long)]
+    pub diff: bool,
+    /// Cluster connection (with --diff).
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 /// Execute `dbops plan`.
-pub fn plan(args: PlanArgs, plugin_dir: &Path) -> i32 {
+pub async fn plan(args: PlanArgs, plugin_dir: &Path) -> i32 {
     let (pipeline, plugins) = match prepare(&args.pipeline, &args.sets, plugin_dir) {
         Ok(ready) => ready,
         Err(not_ready) => {
@@ -55,15 +76,29 @@ pub fn plan(args: PlanArgs, plugin_dir: &Path) -> i32 {
         })
         .collect();
     if args.json {
-        let doc = json!({
+        let mut doc = json!({
             "pipeline": pipeline.name,
             "operation": pipeline.operation,
             "on_failure": pipeline.on_failure,
             "target": pipeline.target,
             "steps": steps,
         });
+        let mut code = exit::SUCCESS;
+        if args.diff {
+            let dry_run = match dry_run(&args.kube, pipeline, plugins).await {
+                Ok(report) => {
+                    code = report.outcome.exit_code();
+                    dry_run_json(&report)
+                }
+                Err(message) => {
+                    code = exit::INTERNAL;
+                    json!({"error": message})
+                }
+            };
+            doc["dry_run"] = dry_run;
+        }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        return exit::SUCCESS;
+        return code;
     }
     let t = &pipeline.target;
     println!(
@@ -103,7 +138,100 @@ pub fn plan(args: PlanArgs, plugin_dir: &Path) -> i32 {
             println!("   {line}");
         }
     }
-    exit::SUCCESS
+    if !args.diff {
+        return exit::SUCCESS;
+    }
+    match dry_run(&args.kube, pipeline, plugins).await {
+        Ok(report) => {
+            print_dry_run(&report);
+            report.outcome.exit_code()
+        }
+        Err(message) => {
+            eprintln!("dbops: plan --diff: {message}");
+            exit::INTERNAL
+        }
+    }
+}
+
+/// Run the pipeline as `dbops run --dry-run` does: reads only.
+async fn dry_run(
+    kube: &KubeArgs,
+    pipeline: Pipeline,
+    plugins: PluginSet,
+) -> Result<RunReport, String> {
+    let client = cluster::connect(kube.kubeconfig.as_deref(), kube.context.as_deref()).await?;
+    let options = RunOptions {
+        run_id: format!("plan-{}", super::run::new_run_id()),
+        dry_run: true,
+        grace: Duration::from_secs(5),
+        lock_duration: Duration::from_secs(30),
+        owner: None,
+    };
+    run::run(
+        cluster::Cluster::new(client),
+        Arc::new(pipeline),
+        Arc::new(plugins),
+        options,
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// A step's one-line account in a dry run.
+fn step_line(state: StepState, message: Option<&str>) -> String {
+    let state = match state {
+        StepState::Succeeded => "would run",
+        StepState::Skipped => "would be skipped",
+        StepState::Failed => "would FAIL",
+        StepState::Compensated => "would be rolled back",
+        StepState::Interrupted => "interrupted",
+        StepState::Running | StepState::Pending => "not reached",
+    };
+    match message {
+        Some(message) => format!("{state}: {message}"),
+        None => state.to_string(),
+    }
+}
+
+fn print_dry_run(report: &RunReport) {
+    println!();
+    println!(
+        "dry run against the cluster (nothing was written): {}",
+        report.outcome.as_str()
+    );
+    for step in &report.journal.steps {
+        println!(
+            "- {}: {}",
+            step.id,
+            step_line(step.state, step.message.as_deref())
+        );
+        if let Some(diff) = step.outputs.get("diff").and_then(Value::as_str) {
+            if diff.is_empty() {
+                println!("  (no change)");
+            }
+            for line in diff.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+}
+
+fn dry_run_json(report: &RunReport) -> Value {
+    let steps: Vec<Value> = report
+        .journal
+        .steps
+        .iter()
+        .map(|step| {
+            json!({
+                "id": step.id,
+                "state": step.state,
+                "message": step.message,
+                "diff": step.outputs.get("diff"),
+            })
+        })
+        .collect();
+    json!({"outcome": report.outcome.as_str(), "steps": steps})
 }
 
 /// What a masked value is shown as.

@@ -66,7 +66,8 @@ pub fn check_run_id(id: &str) -> Result<(), String> {
     }
 }
 
-fn new_run_id() -> String {
+/// A new run id: the UTC time and a random suffix.
+pub(crate) fn new_run_id() -> String {
     format!(
         "{}-{:06x}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S"),
