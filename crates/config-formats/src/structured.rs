@@ -451,6 +451,20 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_quoted_string_keeps_its_quotes() {
+        let mut doc = yaml("a: \"old\"   # double\nb: 'old'\nc: old\nd: \"1\"\n");
+        doc.merge(&json!({"a": "new", "b": "it's", "c": "new", "d": 2}))
+            .expect("merge");
+        assert_eq!(
+            doc.render(),
+            "a: \"new\"   # double\nb: 'it''s'\nc: new\nd: 2\n"
+        );
+        // A value the old style cannot hold on one line takes its own.
+        doc.merge(&json!({"a": "two\nlines"})).expect("merge");
+        assert_eq!(yaml(&doc.render()).entries(), doc.entries());
+    }
+
+    #[test]
     fn refuses_invalid_and_multi_document_input() {
         assert!(Structured::parse(Format::Json, "{\"a\": }").is_err());
         assert!(Structured::parse(Format::Yaml, "a: 1\n---\nb: 2\n").is_err());

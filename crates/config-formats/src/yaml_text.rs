@@ -12,6 +12,8 @@
 //!   type or break the syntax (`'yes'`, `'1.0'`, `'*x'`, `'a: b'`, ...),
 //!   and also YAML 1.1 boolean words (`'on'`, `'y'`) that YAML 1.1 readers
 //!   (Go's yaml.v2, SnakeYAML) would take as booleans.
+//! - A one-line string replacing a quoted string keeps its quote style
+//!   (`"old"` becomes `"new"`).
 //! - A path that runs through an alias (`*name`, also under a merge key
 //!   `<<`) is refused with [`Error::NotLossless`]: the aliased text is
 //!   written elsewhere, and editing it there would change every alias.
@@ -105,10 +107,15 @@ fn merge_mapping(
             }
             (value, existing) => {
                 if existing != Some(&intended(value)) {
-                    if let Some(node) = map.get(name.as_str()) {
-                        refuse_alias(&node, path, text)?;
+                    let old = map.get(name.as_str());
+                    if let Some(node) = &old {
+                        refuse_alias(node, path, text)?;
                     }
-                    map.set(name.as_str(), &*new_node(value));
+                    let node = old
+                        .as_ref()
+                        .and_then(|old| in_quote_style_of(old, value))
+                        .unwrap_or_else(|| new_node(value));
+                    map.set(name.as_str(), &*node);
                 }
             }
         }
@@ -310,6 +317,26 @@ fn new_node(value: &Json) -> Box<dyn AsYaml> {
             Box::new(ScalarValue::double_quoted(s.as_str()))
         }
         Json::String(s) => Box::new(ScalarValue::from(s.as_str())),
+    }
+}
+
+/// A new one-line string replacing a quoted scalar keeps its quotes
+/// (`password: "old"` becomes `password: "new"`, not `password: new`).
+fn in_quote_style_of(old: &YamlNode, value: &Json) -> Option<Box<dyn AsYaml>> {
+    let Json::String(s) = value else {
+        return None;
+    };
+    if s.contains('\n') || needs_double_quotes(s) {
+        return None;
+    }
+    let old = old.as_scalar()?;
+    if !old.is_quoted() {
+        return None;
+    }
+    if old.value().starts_with('"') {
+        Some(Box::new(ScalarValue::double_quoted(s.as_str())))
+    } else {
+        Some(Box::new(ScalarValue::single_quoted(s.as_str())))
     }
 }
 

@@ -30,7 +30,8 @@ debug: true
 
 /// What the pipeline below makes of it: the port's value replaced (its
 /// comment kept), a new nested table at the end of `server`, a string that
-/// would read back as a boolean quoted, `debug` deleted, the rest untouched.
+/// would read back as a boolean quoted, the password replaced in its own
+/// quotes, `debug` deleted, the rest untouched.
 const EXPECTED_YAML: &str = r#"# Orders service configuration
 server:
   port: 8443        # plain HTTP for now
@@ -40,7 +41,7 @@ server:
 
 database:
   user: orders
-  password: n3w-S3cr3t-value
+  password: "n3w-S3cr3t-value"
 
 defaults: &defaults
   retries: 3
