@@ -138,12 +138,18 @@ pub fn describe(
     let (old_doc, new_doc) = (parse(before), parse(after));
     let entries = |doc: &Option<Document>| doc.as_ref().map(Document::entries).unwrap_or_default();
     let keys = changed_keys(format, &entries(&old_doc), &entries(&new_doc));
-    let masked = |doc: &Option<Document>| {
+    // Secret values never show; a changed one reads `****` before and
+    // `**** (changed)` after, so even a password-only change has a diff line.
+    let masked = |doc: &Option<Document>, changed: &BTreeSet<Key>| {
         doc.as_ref()
-            .map(|d| d.render_masked(&keys))
+            .map(|d| d.render_masked(changed))
             .unwrap_or_default()
     };
-    let diff = unified(file, &masked(&old_doc), &masked(&new_doc));
+    let diff = unified(
+        file,
+        &masked(&old_doc, &BTreeSet::new()),
+        &masked(&new_doc, &keys),
+    );
     (keys, diff)
 }
 
@@ -254,11 +260,11 @@ mod tests {
             "{}",
             diff.text
         );
-        // The secret line reads `**** (changed)` on both sides: only a=... differs.
-        assert_eq!(diff.changed_lines, 2);
+        // The secret line reads `****` before and `**** (changed)` after.
+        assert_eq!(diff.changed_lines, 4);
         assert!(
-            diff.text
-                .contains(" ssl.keystore.password=**** (changed)\n"),
+            diff.text.contains("-ssl.keystore.password=****\n")
+                && diff.text.contains("+ssl.keystore.password=**** (changed)\n"),
             "{}",
             diff.text
         );

@@ -130,6 +130,8 @@ fn a_yaml_file_keeps_every_untouched_line_through_plan_run_and_rollback() {
             "+  port: 8443        # plain HTTP for now",
             "+  tls:",
             "+    enabled: true",
+            "-  password: '****'",
+            "+  password: '**** (changed)'",
             "-  ttl: 60s   # seconds",
             "+  ttl: 'yes'   # seconds",
             "-debug: true",
@@ -141,6 +143,33 @@ fn a_yaml_file_keeps_every_untouched_line_through_plan_run_and_rollback() {
         application_yaml(&env),
         APPLICATION_YAML,
         "plan writes nothing"
+    );
+    for secret in ["s3cr3t-Original", "n3w-S3cr3t-value"] {
+        assert!(
+            !plan.stdout.contains(secret) && !plan.stderr.contains(secret),
+            "plan shows no password: {}{}",
+            plan.stdout,
+            plan.stderr
+        );
+    }
+
+    // run --dry-run: the same diff in its log, nothing written.
+    let dry = env.dbops(&["run", &file, "--dry-run", "--kubeconfig", &kubeconfig]);
+    dry.expect_code(0, "dbops run --dry-run");
+    assert!(
+        dry.stderr.contains("configuration diff (secrets masked)")
+            && dry
+                .stderr
+                .contains("+  port: 8443        # plain HTTP for now")
+            && dry.stderr.contains("+  password: '**** (changed)'"),
+        "{}",
+        dry.stderr
+    );
+    assert!(!dry.stderr.contains("n3w-S3cr3t-value") && !dry.stderr.contains("s3cr3t-Original"));
+    assert_eq!(
+        application_yaml(&env),
+        APPLICATION_YAML,
+        "a dry run writes nothing"
     );
 
     // A run that fails after the change: the file is restored byte for byte.
