@@ -170,7 +170,7 @@ impl Store {
         }
         let ns = meta::meta_str(&removed.value, "namespace").map(str::to_string);
         let scope = if def.namespaced { ns.as_deref() } else { None };
-        for (dep_def, key) in self.scan(scope, |v| meta::owner_uids(v).contains(&uid)) {
+        for (dep_def, key) in self.dependents(scope, &uid) {
             let result = self.release_dependent(&dep_def, &key, &uid, orphan);
             tracing::debug!(dependent = %key.1, owner = %uid, ok = result.is_ok(), "garbage collection");
         }

@@ -8,6 +8,7 @@
 //! under the lock misses nothing.
 
 mod delete;
+mod index;
 mod write;
 
 pub use delete::DeleteOptions;
@@ -26,6 +27,7 @@ use tokio::sync::broadcast;
 use crate::registry::{Registry, ResourceDef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult, Res};
+use index::{Candidates, Index};
 
 /// A stored object: the value and its serialized JSON (served without
 /// re-serializing).
@@ -90,6 +92,8 @@ pub type Key = (String, String);
 #[derive(Debug)]
 struct Table {
     objects: BTreeMap<Key, Obj>,
+    /// Objects by label and by owner, for selector lists and GC.
+    index: Index,
     history: VecDeque<Arc<Event>>,
     /// RV of the newest event dropped from `history` (0 = none dropped).
     compacted: u64,
@@ -193,6 +197,7 @@ impl Store {
                 let (tx, _) = broadcast::channel(history_len.clamp(64, 1 << 16));
                 let table = Table {
                     objects: BTreeMap::new(),
+                    index: Index::default(),
                     history: VecDeque::new(),
                     compacted: 0,
                     tx,
@@ -258,43 +263,16 @@ impl Store {
             .transpose()?;
         let table = self.read(def)?;
         let rv = self.current_rv();
-        let ns = filter.namespace.clone().unwrap_or_default();
-        let lower = match &after {
-            Some(key) => Bound::Excluded(key.clone()),
-            None if def.namespaced && filter.namespace.is_some() => {
-                Bound::Included((ns.clone(), String::new()))
-            }
-            None => Bound::Unbounded,
-        };
         let mut items = Vec::new();
         let mut remaining = 0;
         let mut last = None;
-        let name_lookup = filter
-            .fields
-            .name()
-            .filter(|_| !def.namespaced || filter.namespace.is_some());
-        if let Some(name) = name_lookup {
-            // O(1) path for `metadata.name=x` (what kube's get-by-watch does).
-            if let Some(obj) = table.objects.get(&(ns.clone(), name.to_string()))
-                && filter.matches(&obj.value)
-            {
-                items.push(obj.clone());
+        for (key, obj) in matching(&table, def, filter, after) {
+            if limit.is_some_and(|l| items.len() >= l) {
+                remaining += 1;
+                continue;
             }
-        } else {
-            for (key, obj) in table.objects.range((lower, Bound::Unbounded)) {
-                if def.namespaced && filter.namespace.is_some() && key.0 != ns {
-                    break;
-                }
-                if !filter.matches(&obj.value) {
-                    continue;
-                }
-                if limit.is_some_and(|l| items.len() >= l) {
-                    remaining += 1;
-                    continue;
-                }
-                last = Some(key.clone());
-                items.push(obj.clone());
-            }
+            last = Some(key.clone());
+            items.push(obj.clone());
         }
         let continue_token = if remaining > 0 {
             last.map(|k| encode_continue(&k, rv))
@@ -322,11 +300,8 @@ impl Store {
         let rv = self.current_rv();
         let rx = table.tx.subscribe();
         let initial = match from_rv {
-            None | Some(0) => table
-                .objects
-                .values()
-                .filter(|o| filter.matches(&o.value))
-                .map(|o| {
+            None | Some(0) => matching(&table, def, filter, None)
+                .map(|(_, o)| {
                     let obj_rv = crate::meta::resource_version(&o.value)
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(rv);
@@ -341,12 +316,11 @@ impl Store {
             Some(from) if from < table.compacted => {
                 return Err(ApiError::gone(from, table.compacted));
             }
-            Some(from) => table
-                .history
-                .iter()
-                .filter(|e| e.rv > from)
-                .cloned()
-                .collect(),
+            // History is in resourceVersion order (appended under the lock).
+            Some(from) => {
+                let first = table.history.partition_point(|e| e.rv <= from);
+                table.history.range(first..).cloned().collect()
+            }
         };
         Ok(WatchStart { initial, rx, rv })
     }
@@ -379,8 +353,14 @@ impl Store {
         let obj = Obj::new(value);
         let prev = match kind {
             EventType::Deleted => table.objects.remove(&key),
-            _ => table.objects.insert(key, obj.clone()),
+            _ => table.objects.insert(key.clone(), obj.clone()),
         };
+        if let Some(prev) = &prev {
+            table.index.remove(&key, &prev.value);
+        }
+        if kind != EventType::Deleted {
+            table.index.insert(&key, &obj.value);
+        }
         let event = Arc::new(Event {
             kind,
             rv,
@@ -403,8 +383,28 @@ impl Store {
         self.seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// Keys of the objects whose ownerReferences name `uid`, in `ns` (all
+    /// namespaces when None) across every table, for garbage collection.
+    fn dependents(&self, ns: Option<&str>, uid: &str) -> Vec<(Arc<ResourceDef>, Key)> {
+        let mut out = Vec::new();
+        for def in self.registry.all() {
+            if ns.is_some() && !def.namespaced {
+                continue;
+            }
+            let Ok(table) = self.read(def) else { continue };
+            out.extend(
+                table
+                    .index
+                    .owned_by(uid)
+                    .filter(|key| ns.is_none_or(|n| key.0 == n))
+                    .map(|key| (def.clone(), key.clone())),
+            );
+        }
+        out
+    }
+
     /// Keys of objects in `ns` (all namespaces when None) across every
-    /// table, for garbage collection and namespace deletion.
+    /// table, for namespace deletion.
     fn scan(
         &self,
         ns: Option<&str>,
@@ -427,6 +427,52 @@ impl Store {
         }
         out
     }
+}
+
+/// The objects of `table` that pass `filter`, in key order, after `after`.
+/// Visits only the filter's namespace, only the objects carrying one of
+/// its equality labels (see [`index`]), and one object for a
+/// `metadata.name=x` field selector.
+fn matching<'a>(
+    table: &'a Table,
+    def: &ResourceDef,
+    filter: &'a Filter,
+    after: Option<Key>,
+) -> Box<dyn Iterator<Item = (&'a Key, &'a Obj)> + 'a> {
+    let in_ns = def.namespaced && filter.namespace.is_some();
+    let ns = filter.namespace.clone().unwrap_or_default();
+    if let Some(name) = filter.fields.name().filter(|_| !def.namespaced || in_ns) {
+        // O(1) path for `metadata.name=x` (what kube's get-by-watch does).
+        let key = (
+            if def.namespaced { ns } else { String::new() },
+            name.to_string(),
+        );
+        let found = table
+            .objects
+            .get_key_value(&key)
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a));
+        return Box::new(found.into_iter().filter(|(_, o)| filter.matches(&o.value)));
+    }
+    let lower = match after {
+        Some(key) => Bound::Excluded(key),
+        None if in_ns => Bound::Included((ns.clone(), String::new())),
+        None => Bound::Unbounded,
+    };
+    let range = (lower, Bound::Unbounded);
+    let candidates: Box<dyn Iterator<Item = (&'a Key, &'a Obj)> + 'a> =
+        match table.index.candidates(&filter.labels) {
+            Candidates::All => Box::new(table.objects.range(range)),
+            Candidates::Keys(keys) => Box::new(
+                keys.range(range)
+                    .filter_map(|k| table.objects.get_key_value(k)),
+            ),
+            Candidates::Nothing => Box::new(std::iter::empty()),
+        };
+    Box::new(
+        candidates
+            .take_while(move |(key, _)| !in_ns || key.0 == ns)
+            .filter(|(_, obj)| filter.matches(&obj.value)),
+    )
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
