@@ -8,9 +8,11 @@
 //! sandbox with a kubeconfig and a scratch dir), StatefulSets whose pods
 //! become Ready after a fixed delay ([`stateful_set`]), the benchmark
 //! pipeline ([`pipeline`]), a TCP [`proxy`] that timestamps the first
-//! connection, the peak RSS of a child ([`run_with_peak_rss`]) and
-//! [`stats`].
+//! connection, the peak RSS of a child ([`run_with_peak_rss`]), CPU
+//! time of the sandbox and of the runs ([`cpu`]) and [`stats`].
 
+pub mod cpu;
+pub mod journal;
 pub mod proxy;
 pub mod stats;
 mod world;

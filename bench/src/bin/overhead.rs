@@ -16,16 +16,14 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dbops_bench::journal::{self, Steps};
 use dbops_bench::stats::{ms, quantile};
 use dbops_bench::{BenchError, World, pipeline, stateful_set, world_io};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const NS: &str = "bench";
 const NAME: &str = "db";
 const MEMBERS: u32 = 3;
-
-/// Per-step durations of one run, from its journal.
-type Steps = Vec<(String, Duration)>;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -163,24 +161,7 @@ fn journal_steps(world: &World, run_id: &str) -> Result<Steps, BenchError> {
         .sandbox
         .get("v1", "ConfigMap", NS, &format!("dbops-run-{run_id}"))?
         .unwrap_or_default();
-    let journal: Value = cm
-        .pointer("/data/journal.json")
-        .and_then(Value::as_str)
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default();
-    let time = |v: &Value| {
-        v.as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-    };
-    Ok(journal["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            let took = time(&s["finished_at"])? - time(&s["started_at"])?;
-            Some((s["id"].as_str()?.to_owned(), took.to_std().ok()?))
-        })
-        .collect())
+    Ok(journal::timings(&cm).map(|t| t.steps).unwrap_or_default())
 }
 
 /// The kubectl equivalent, one timed process per command.
