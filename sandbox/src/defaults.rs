@@ -78,6 +78,25 @@ fn statefulset(obj: &mut Value) {
         &["spec", "updateStrategy"],
         json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
     );
+    // Like the real server: a RollingUpdate strategy that has a
+    // `rollingUpdate` block gets `partition: 0` when it has none (e.g.
+    // after a merge patch set the partition to null). `kubectl rollout
+    // status` relies on it: with `rollingUpdate: {}` it reports a
+    // "partitioned roll out complete" after the first updated pod.
+    let rolling = obj
+        .pointer("/spec/updateStrategy/type")
+        .is_none_or(|t| t == "RollingUpdate");
+    if rolling
+        && obj
+            .pointer("/spec/updateStrategy/rollingUpdate")
+            .is_some_and(Value::is_object)
+    {
+        set_default(
+            obj,
+            &["spec", "updateStrategy", "rollingUpdate", "partition"],
+            json!(0),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +113,30 @@ mod tests {
         assert_eq!(
             s,
             json!({"data": {"a": "aGk=", "b": "eA=="}, "type": "Opaque"})
+        );
+    }
+
+    #[test]
+    fn statefulset_rolling_update_block_gets_partition_zero() {
+        let reg = Registry::new(&[]);
+        let def = reg.by_kind("apps/v1", "StatefulSet").expect("statefulsets");
+        let strategy = |s: &Value| s.pointer("/spec/updateStrategy").cloned();
+        let mut s =
+            json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {}}}});
+        apply(def, &mut s, false, 1);
+        assert_eq!(
+            strategy(&s),
+            Some(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}))
+        );
+        // No rollingUpdate block: left alone, as the real server does.
+        let mut s = json!({"spec": {"updateStrategy": {"type": "RollingUpdate"}}});
+        apply(def, &mut s, false, 1);
+        assert_eq!(strategy(&s), Some(json!({"type": "RollingUpdate"})));
+        let mut s = json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": {}}}});
+        apply(def, &mut s, false, 1);
+        assert_eq!(
+            strategy(&s),
+            Some(json!({"type": "OnDelete", "rollingUpdate": {}}))
         );
     }
 }
