@@ -145,6 +145,10 @@ impl PodLife {
 
     /// Everything before deletion. Returns once the pod is terminating.
     async fn live(&mut self, pod: &mut watch::Receiver<Pod>) {
+        // The start delay runs from when the kubelet got the pod, not from
+        // after binding and the first status report: those API round trips
+        // are part of the delay, as the configuration documents it.
+        let received = tokio::time::Instant::now();
         self.bind(pod).await;
         self.report(pod, "Pending", false, waiting("ContainerCreating", ""))
             .await;
@@ -158,7 +162,8 @@ impl PodLife {
                 return;
             }
         };
-        if self.pause(pod, self.start_delay(&spec)).await {
+        let delay = self.start_delay(&spec).saturating_sub(received.elapsed());
+        if self.pause(pod, delay).await {
             return;
         }
         let mut last_failure: Option<String> = None;
