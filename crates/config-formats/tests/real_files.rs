@@ -4,28 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use dbops_config_formats::{Changes, Document, Format, Key, edit, masked_diff};
+use dbops_config_formats::{Format, Key, edit, masked_diff};
 use serde_json::json;
 
-fn data(name: &str) -> String {
-    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-}
-
-fn load(name: &str) -> (String, Document) {
-    let text = data(name);
-    let format = Format::detect(name, None).expect("well-known name");
-    let doc = Document::parse(format, &text).expect("parses");
-    assert_eq!(doc.render(), text, "{name} must round-trip byte for byte");
-    (text, doc)
-}
-
-fn changes(set: serde_json::Value, delete: &[&str]) -> Changes {
-    Changes {
-        set,
-        delete: delete.iter().map(|s| (*s).to_owned()).collect(),
-    }
-}
+mod support;
+use support::{changes, load};
 
 #[test]
 fn every_real_file_round_trips_byte_for_byte() {

@@ -4,24 +4,11 @@
 //! expectation is the exact text after the edit: the original with only
 //! the changed lines replaced, added or removed.
 
-use dbops_config_formats::{Changes, Document, Error, Format, edit, masked_diff};
+use dbops_config_formats::{Error, edit, masked_diff};
 use serde_json::json;
 
-fn load(name: &str) -> (String, Document) {
-    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    let format = Format::detect(name, None).expect("well-known name");
-    let doc = Document::parse(format, &text).expect("parses");
-    assert_eq!(doc.render(), text, "{name} must round-trip byte for byte");
-    (text, doc)
-}
-
-fn changes(set: serde_json::Value, delete: &[&str]) -> Changes {
-    Changes {
-        set,
-        delete: delete.iter().map(|s| (*s).to_owned()).collect(),
-    }
-}
+mod support;
+use support::{changes, load};
 
 /// `text` with each `(old, new)` replaced exactly once.
 fn replaced(text: &str, edits: &[(&str, &str)]) -> String {
