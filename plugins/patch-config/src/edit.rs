@@ -264,7 +264,9 @@ mod tests {
         assert_eq!(diff.changed_lines, 4);
         assert!(
             diff.text.contains("-ssl.keystore.password=****\n")
-                && diff.text.contains("+ssl.keystore.password=**** (changed)\n"),
+                && diff
+                    .text
+                    .contains("+ssl.keystore.password=**** (changed)\n"),
             "{}",
             diff.text
         );
