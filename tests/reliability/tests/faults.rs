@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use dbops_reliability::{Db, edited_pipeline, exit, outcome, state, wait_for};
+use dbops_reliability::{Db, exit, outcome, state, wait_for};
 use dbops_sandbox::SandboxConfig;
 use dbops_sandbox::faults::{FaultAction, FaultId, FaultRule};
 use serde_json::{Value, json};
@@ -177,15 +177,8 @@ fn restorable(db: &Db, ns: &str) -> Vec<(String, Option<Value>)> {
     out
 }
 
-/// A copy of `file` whose restart step waits at most 4 s per member.
-fn short_member_timeout(db: &Db, file: &str) -> String {
-    edited_pipeline(db.dir.path(), file, |text| {
-        text.replace(
-            "pre_check = \"${vars.pre_check}\"",
-            "pre_check = \"${vars.pre_check}\"\nmember_timeout = \"4s\"",
-        )
-    })
-}
+/// Every restarted member gets at most 4 s (the pipelines' `member_timeout`).
+const SHORT_MEMBER_TIMEOUT: &str = "member_timeout=4s";
 
 fn set_never_ready(db: &Db, ns: &str, on: bool) {
     let mut sts = db
@@ -285,8 +278,13 @@ fn a_member_never_ready_after_rotation_is_rolled_back_exactly() {
     db.wait_ready("nr");
     let before = restorable(&db, "nr");
     let serial = db.members_serve_secret("nr");
-    let pipeline = short_member_timeout(&db, "zookeeper-rotate-tls.toml");
-    let out = run_with_one_member_never_ready(&db, "nr", &pipeline, "nr-rotate", &["force=true"]);
+    let out = run_with_one_member_never_ready(
+        &db,
+        "nr",
+        "zookeeper-rotate-tls.toml",
+        "nr-rotate",
+        &["force=true", SHORT_MEMBER_TIMEOUT],
+    );
     rolled_back(&db, "nr", "nr-rotate", &before, &out);
     let journal = db.journal("nr", "nr-rotate").expect("journal");
     assert_eq!(state(&journal, "cert"), "compensated", "{journal}");
@@ -303,9 +301,13 @@ fn a_member_never_ready_after_reconfigure_is_rolled_back_exactly() {
     db.custom_config("nc", "tickTime=4000\n");
     let before = restorable(&db, "nc");
     let config = db.config("nc");
-    let pipeline = short_member_timeout(&db, "zookeeper-reconfigure.toml");
-    let out =
-        run_with_one_member_never_ready(&db, "nc", &pipeline, "nc-reconfigure", &["mode=merge"]);
+    let out = run_with_one_member_never_ready(
+        &db,
+        "nc",
+        "zookeeper-reconfigure.toml",
+        "nc-reconfigure",
+        &["mode=merge", SHORT_MEMBER_TIMEOUT],
+    );
     rolled_back(&db, "nc", "nc-reconfigure", &before, &out);
     let journal = db.journal("nc", "nc-reconfigure").expect("journal");
     assert_eq!(state(&journal, "config"), "compensated", "{journal}");
