@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::KubeArgs;
 use crate::exit;
-use crate::run::cluster::{Cluster, connect, encode};
+use crate::run::cluster::encode;
 
 /// Arguments of `dbops certs`.
 #[derive(Debug, clap::Args)]
@@ -50,19 +50,13 @@ pub struct CertRow {
 
 /// Execute `dbops certs`.
 pub async fn certs(args: CertsArgs) -> i32 {
-    let client = match connect(
-        args.kube.kubeconfig.as_deref(),
-        args.kube.context.as_deref(),
-    )
-    .await
-    {
-        Ok(c) => c,
+    let cluster = match args.kube.connect().await {
+        Ok(cluster) => cluster,
         Err(message) => {
             eprintln!("dbops: {message}");
             return exit::INTERNAL;
         }
     };
-    let cluster = Cluster::new(client);
     let base = match &args.namespace {
         Some(ns) => format!("/api/v1/namespaces/{ns}/secrets"),
         None => "/api/v1/secrets".to_owned(),

@@ -1,8 +1,9 @@
 //! The command line: one module per command. [`main`] sets up the runtime
 //! and telemetry, runs the command and flushes traces on every exit path.
 //!
-//! Stages per command: `validate` and `plan` never touch the cluster;
-//! `run` and `status` do; `plugins list` only reads the plugin directory.
+//! Stages per command: `validate` and `plan` never touch the cluster
+//! (`plan --diff` reads it, as a dry run); `run`, `status` and `certs` do;
+//! `plugins list` only reads the plugin directory.
 
 pub mod certs;
 pub mod demo;
@@ -46,6 +47,15 @@ pub struct KubeArgs {
     /// Kubeconfig context to use.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+impl KubeArgs {
+    /// Connect to the cluster these flags name (the error is for the user).
+    pub async fn connect(&self) -> Result<crate::run::cluster::Cluster, String> {
+        crate::run::cluster::connect(self.kubeconfig.as_deref(), self.context.as_deref())
+            .await
+            .map(crate::run::cluster::Cluster::new)
+    }
 }
 
 /// The commands.

@@ -23,7 +23,7 @@ use crate::exit;
 use crate::pipeline::Pipeline;
 use crate::plugins::PluginSet;
 use crate::run::journal::StepState;
-use crate::run::{self, RunOptions, RunReport, cluster};
+use crate::run::{self, RunOptions, RunReport};
 
 /// Arguments of `dbops plan`.
 #[derive(Debug, clap::Args)]
@@ -159,7 +159,7 @@ async fn dry_run(
     pipeline: Pipeline,
     plugins: PluginSet,
 ) -> Result<RunReport, String> {
-    let client = cluster::connect(kube.kubeconfig.as_deref(), kube.context.as_deref()).await?;
+    let cluster = kube.connect().await?;
     let options = RunOptions {
         run_id: format!("plan-{}", super::run::new_run_id()),
         dry_run: true,
@@ -168,7 +168,7 @@ async fn dry_run(
         owner: None,
     };
     run::run(
-        cluster::Cluster::new(client),
+        cluster,
         Arc::new(pipeline),
         Arc::new(plugins),
         options,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::KubeArgs;
 use super::prepare::prepare;
 use crate::exit;
-use crate::run::{self, RunError, RunOptions, cluster};
+use crate::run::{self, RunError, RunOptions};
 use crate::telemetry::LogFormat;
 
 /// Arguments of `dbops run`.
@@ -105,13 +105,8 @@ pub async fn run(args: RunArgs, plugin_dir: &Path, log_format: LogFormat) -> i32
         eprintln!("dbops: {message}");
         return exit::VALIDATION;
     }
-    let client = match cluster::connect(
-        args.kube.kubeconfig.as_deref(),
-        args.kube.context.as_deref(),
-    )
-    .await
-    {
-        Ok(client) => client,
+    let cluster = match args.kube.connect().await {
+        Ok(cluster) => cluster,
         Err(message) => {
             eprintln!("dbops: {message}");
             return exit::INTERNAL;
@@ -130,7 +125,7 @@ pub async fn run(args: RunArgs, plugin_dir: &Path, log_format: LogFormat) -> i32
         owner,
     };
     let result = run::run(
-        cluster::Cluster::new(client),
+        cluster,
         Arc::new(pipeline),
         Arc::new(plugins),
         options,

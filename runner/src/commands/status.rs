@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::KubeArgs;
 use crate::exit;
-use crate::run::cluster::{Cluster, connect, encode};
+use crate::run::cluster::encode;
 use crate::run::journal::{self, RunRecord};
 
 /// Arguments of `dbops status`.
@@ -39,19 +39,13 @@ fn duration(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> String {
 
 /// Execute `dbops status`.
 pub async fn status(args: StatusArgs) -> i32 {
-    let client = match connect(
-        args.kube.kubeconfig.as_deref(),
-        args.kube.context.as_deref(),
-    )
-    .await
-    {
-        Ok(c) => c,
+    let cluster = match args.kube.connect().await {
+        Ok(cluster) => cluster,
         Err(message) => {
             eprintln!("dbops: {message}");
             return exit::INTERNAL;
         }
     };
-    let cluster = Cluster::new(client);
     let mut selector = journal::SELECTOR.to_owned();
     if let Some(target) = &args.target {
         selector.push_str(&format!(

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::commands::prepare::prepare;
 use crate::commands::run::{RunArgs, check_run_id};
 use crate::exit;
-use crate::run::{self, cluster};
+use crate::run;
 use crate::telemetry::LogFormat;
 use shard::Shard;
 use targets::{Scope, TargetKind};
@@ -141,19 +141,13 @@ pub async fn run(args: &RunArgs, selector: &str, plugin_dir: &Path, log_format: 
         eprintln!("dbops: {message}");
         return exit::VALIDATION;
     }
-    let client = match cluster::connect(
-        args.kube.kubeconfig.as_deref(),
-        args.kube.context.as_deref(),
-    )
-    .await
-    {
-        Ok(client) => client,
+    let cluster = match args.kube.connect().await {
+        Ok(cluster) => cluster,
         Err(message) => {
             eprintln!("dbops: {message}");
             return exit::INTERNAL;
         }
     };
-    let cluster = cluster::Cluster::new(client);
     let kind = TargetKind::of(&pipeline);
     let found = match targets::discover(&cluster, &kind, selector, &scope).await {
         Ok(found) => found,
