@@ -18,3 +18,12 @@ pub mod stats;
 mod world;
 
 pub use world::{BenchError, World, io as world_io, pipeline, run_with_peak_rss, stateful_set};
+
+/// The number after `flag` on the command line (`--targets 500`), else `default`.
+pub fn numeric_flag(flag: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .find(|w| w[0] == flag)
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(default)
+}

@@ -34,13 +34,7 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str, default: u64| {
-        args.windows(2)
-            .find(|w| w[0] == flag)
-            .and_then(|w| w[1].parse().ok())
-            .unwrap_or(default)
-    };
+    let get = dbops_bench::numeric_flag;
     Options {
         targets: get("--targets", 500) as usize,
         concurrency: get("--concurrency", 50) as usize,

@@ -32,13 +32,7 @@ const NAME: &str = "db";
 const MEMBERS: u32 = 3;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str, default: u64| {
-        args.windows(2)
-            .find(|w| w[0] == flag)
-            .and_then(|w| w[1].parse().ok())
-            .unwrap_or(default)
-    };
+    let get = dbops_bench::numeric_flag;
     if let Err(e) = run(
         Duration::from_millis(get("--ready-ms", 500)),
         get("--repeats", 3),

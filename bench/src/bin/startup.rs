@@ -26,11 +26,7 @@ fn main() {
 }
 
 fn samples() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == "--samples")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(10)
+    dbops_bench::numeric_flag("--samples", 10) as usize
 }
 
 fn run() -> Result<(), BenchError> {
