@@ -63,6 +63,19 @@ fn target_field(
     })
 }
 
+/// Report `field` (at `key`) unless it is a valid Kubernetes object name.
+fn check_object_name(ctx: &mut Ctx<'_>, field: &Field, key: &str) {
+    if !is_dns_subdomain(&field.text) {
+        bad_field(
+            ctx,
+            field,
+            key,
+            format!("{:?} is not a valid Kubernetes object name", field.text),
+            "use lowercase letters, digits, `-` and `.` (a Kubernetes object name)".to_string(),
+        );
+    }
+}
+
 fn bad_field(ctx: &mut Ctx<'_>, field: &Field, key: &str, message: String, help: String) {
     match (&field.span, field.set) {
         (Some(span), false) => ctx.error(
@@ -186,17 +199,7 @@ pub(crate) fn target(
         target.namespace = field.text;
     }
     if let Some(field) = target_field(ctx, &fields, "name", sets, &scope) {
-        if !is_dns_subdomain(&field.text) {
-            let help =
-                "use lowercase letters, digits, `-` and `.` (a Kubernetes object name)".to_string();
-            bad_field(
-                ctx,
-                &field,
-                "target.name",
-                format!("{:?} is not a valid Kubernetes object name", field.text),
-                help,
-            );
-        }
+        check_object_name(ctx, &field, "target.name");
         target.name = field.text;
     }
     target.workload = workload(ctx, &fields, sets, &scope, &target.name);
@@ -257,17 +260,7 @@ fn workload(
         workload.kind = field.text;
     }
     if let Some(field) = target_field(ctx, &fields, "name", sets, scope) {
-        if !is_dns_subdomain(&field.text) {
-            let help =
-                "use lowercase letters, digits, `-` and `.` (a Kubernetes object name)".to_string();
-            bad_field(
-                ctx,
-                &field,
-                "target.workload.name",
-                format!("{:?} is not a valid Kubernetes object name", field.text),
-                help,
-            );
-        }
+        check_object_name(ctx, &field, "target.workload.name");
         workload.name = field.text;
     }
     if let Some(field) = target_field(ctx, &fields, "api_version", sets, scope) {
