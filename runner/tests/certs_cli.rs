@@ -2,7 +2,7 @@
 //! flags the ones expiring within the threshold with exit code 7, reports
 //! an unreadable certificate, and never prints a private key.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

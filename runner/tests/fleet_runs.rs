@@ -3,7 +3,7 @@
 //! become Ready; the others still succeed, each with its own journal, run
 //! id and trace; the summary table and exit code 8; shard selection.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -5,7 +5,7 @@
 //! overrides. The good pipelines (…/good) must load and pass the checks.
 //!
 //! After an intended change of messages, regenerate the expected files
-//! with `DBOPS_BLESS=1 cargo test -p dbops --test pipeline_corpus` and
+//! with `DBOPS_BLESS=1 cargo test -p dbops --test integration pipeline_corpus` and
 //! review the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use dbops::pipeline::{LoadOptions, Problems, check_against_plugins, load};
 
-#[path = "data/pipelines/catalog.rs"]
-mod catalog;
+use crate::catalog;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pipelines")

@@ -14,8 +14,7 @@ use dbops::pipeline::{
 use proptest::prelude::*;
 use serde_json::json;
 
-#[path = "data/pipelines/catalog.rs"]
-mod catalog;
+use crate::catalog;
 
 const GOOD: &str = include_str!("data/pipelines/good/rotate-tls.toml");
 

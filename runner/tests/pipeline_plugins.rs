@@ -10,8 +10,7 @@ use dbops::pipeline::{LoadOptions, Location, PluginCatalog, check_against_plugin
 use dbops_plugin_sdk::protocol::{PluginInfo, ValidateRequest, ValidateResponse};
 use serde_json::json;
 
-#[path = "data/pipelines/catalog.rs"]
-mod catalog;
+use crate::catalog;
 
 /// Records every validate request and forwards to the fake catalog.
 struct Recording {

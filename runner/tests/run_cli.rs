@@ -1,7 +1,7 @@
 //! End-to-end: the other commands around `run` (status, plan), JSON logs,
 //! and the lock staying held (renewed) while a run lives.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! End-to-end: the per-target Lease lock. A live holder makes `dbops run`
 //! exit LOCK_HELD before writing anything; an expired lease is taken over.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, SecondsFormat, Utc};
 use common::{World, header, text};

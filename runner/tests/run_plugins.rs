@@ -2,7 +2,7 @@
 //! `dbops validate` loads the plugins a pipeline uses (no cluster), so
 //! these tests need no sandbox.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

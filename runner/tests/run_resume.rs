@@ -4,7 +4,7 @@
 //! next attempt number. SIGTERM stops the current step, runs `always`
 //! steps, records `interrupted` and exits INTERRUPTED; the run then resumes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! steps, reverse-order compensation, the journal, Events and the lock
 //! release.
 
-mod common;
+use crate::common;
 
 use common::{World, header, states, text};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! the span tree, attributes, error status and that TRACEPARENT becomes the
 //! parent.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

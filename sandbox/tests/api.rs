@@ -3,7 +3,7 @@
 //! subresources, server-side apply, deletion with finalizers and grace,
 //! garbage collection.
 
-mod common;
+use crate::common;
 
 use common::{api_error, api_only, client};
 use k8s_openapi::api::apps::v1::StatefulSet;

@@ -1,6 +1,6 @@
 //! Authentication, RBAC and fault injection through the real kube client.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

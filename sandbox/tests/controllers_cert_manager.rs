@@ -3,7 +3,7 @@
 //! renew`-style renewal (Issuing=True) bumps the revision and the serial,
 //! rotationPolicy Never keeps the key, a spec change reissues.
 
-mod controllers_common;
+use crate::controllers_common;
 
 use std::process::Command;
 

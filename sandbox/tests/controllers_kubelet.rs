@@ -3,7 +3,7 @@
 //! `command` pod runs a real process that sees its volumes and becomes Ready
 //! by its tcpSocket probe, and the never-ready / crash-after faults.
 
-mod controllers_common;
+use crate::controllers_common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! the time taken is printed). `SANDBOX_SCALE_SETS` sets the number of sets
 //! (default 40, 3 pods each).
 
-mod controllers_common;
+use crate::controllers_common;
 
 use std::time::Instant;
 

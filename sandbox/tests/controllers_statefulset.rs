@@ -2,7 +2,7 @@
 //! ordinal pods that become Ready with loopback IPs, recreation with the new
 //! revision, RollingUpdate with a partition, OnDelete, scaling.
 
-mod controllers_common;
+use crate::controllers_common;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! Watches through the real kube client: events after a resourceVersion,
 //! 410 Gone for a compacted one, bookmarks, and kube-runtime's watcher.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

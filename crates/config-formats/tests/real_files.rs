@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use dbops_config_formats::{Format, Key, edit, masked_diff};
 use serde_json::json;
 
-mod support;
+use crate::support;
 use support::{changes, load};
 
 #[test]

@@ -7,7 +7,7 @@
 use dbops_config_formats::{Error, edit, masked_diff};
 use serde_json::json;
 
-mod support;
+use crate::support;
 use support::{changes, load};
 
 /// `text` with each `(old, new)` replaced exactly once.

@@ -3,7 +3,7 @@
 //! `Content-Type: application/json`, as Druid's StatusResource does).
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

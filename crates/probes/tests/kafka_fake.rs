@@ -6,7 +6,7 @@
 //! DescribeConfigs v1-v4 and DescribeQuorum v0-v1, over plaintext or TLS.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-mod common;
+use crate::common;
 
 use dbops_probes::testing::kafka_fake::{FakeCluster, Partition, serve_broker};
 

@@ -1,7 +1,7 @@
 //! The `tls` probe against a rustls server with certificates made in the test.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

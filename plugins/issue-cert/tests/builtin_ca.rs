@@ -1,7 +1,7 @@
 //! Every action with the built-in CA against the sandbox, with the
 //! resulting Secrets checked by openssl and keytool.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{World, digest, out, p, run, text, tool, try_run, write_files};

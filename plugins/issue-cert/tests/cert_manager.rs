@@ -3,7 +3,7 @@
 //! updates the Certificate, triggers renewals like `cmctl renew`, waits for
 //! a new revision, and builds the output Secret from what cert-manager wrote.
 
-mod support;
+use crate::support;
 
 use dbops_certs::{Ca, CaSpec, KeyAlgorithm, Subject};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! compensation) and search everything the host recorded for every private
 //! key and the keystore password that ended up in a Secret.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Host, World, run, text, try_run};

@@ -2,7 +2,7 @@
 //! cert-manager, succeeds as a ServiceAccount granted only the issue-cert
 //! rules of deploy/base/role.yaml (RBAC enforced by the sandbox).
 
-mod support;
+use crate::support;
 
 use dbops_plugin_sdk::testing::TestHost;
 use serde_json::{Value, json};

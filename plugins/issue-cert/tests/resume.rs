@@ -3,7 +3,7 @@
 //! chose instead of starting the next one; a finished step returns its
 //! outputs again without touching the cluster.
 
-mod support;
+use crate::support;
 
 use dbops_sandbox::{FaultAction, FaultRule};
 use serde_json::json;

@@ -4,7 +4,7 @@
 //! engine-specific order and pre-checks are proven with real servers in
 //! zookeeper_e2e.rs and mariadb_e2e.rs.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

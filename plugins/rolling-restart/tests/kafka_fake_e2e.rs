@@ -8,7 +8,7 @@
 //! and that the min.insync.replicas pre-check refuses a restart that would
 //! take a partition below it, naming the partition.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

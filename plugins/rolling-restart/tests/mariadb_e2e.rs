@@ -7,7 +7,7 @@
 //!    the restarted member never becomes Ready and rolling-restart fails at
 //!    its member deadline with a clear error naming the member and its state.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! leader for as long as the original leader pod lives; then health-check
 //! proves every member serves the new certificate and the quorum is whole.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

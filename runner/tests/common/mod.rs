@@ -2,7 +2,7 @@
 //! started in-process, a kubeconfig for it, pipelines written to a temp
 //! dir, and the BUILT `dbops` binary run as a child process with the test
 //! plugins (real cdylibs) from the cargo target directory.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+#![allow(dead_code)] // Each test module uses a different part of this module.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

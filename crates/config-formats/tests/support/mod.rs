@@ -1,6 +1,6 @@
 //! Shared by the file-based tests: read a file of tests/data, parse it
 //! (checking it round-trips byte for byte), and build a set of changes.
-#![allow(dead_code)] // Each test binary uses a different part.
+#![allow(dead_code)] // Each test module uses a different part.
 
 use dbops_config_formats::{Changes, Document, Format};
 

@@ -1,7 +1,7 @@
 //! Shared test set-up: a sandbox with a 3-member StatefulSet `zk` in
 //! namespace `db`, a TestHost, and helpers to run the step and read Secrets
 //! and check them with openssl and keytool.
-#![allow(dead_code)] // Each test file uses a different subset.
+#![allow(dead_code)] // Each test module uses a different subset.
 
 use std::collections::BTreeMap;
 use std::path::Path;

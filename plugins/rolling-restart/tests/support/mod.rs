@@ -1,6 +1,6 @@
 //! Shared set-up of the rolling-restart end-to-end tests: a sandbox, a host
 //! for the steps, the target, and reading the members' pod IPs.
-#![allow(dead_code)] // Each test binary uses a different part.
+#![allow(dead_code)] // Each test module uses a different part.
 
 use std::time::Duration;
 

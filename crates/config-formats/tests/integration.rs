@@ -1,0 +1,9 @@
+//! Every integration test of this crate, as modules of one test binary:
+//! one link instead of one per file (disk and build time on CI).
+//! A new test file must be declared here to be built.
+
+mod support;
+
+mod fuzz;
+mod real_files;
+mod structured_files;

@@ -1,0 +1,6 @@
+//! Every integration test of this crate, as modules of one test binary:
+//! one link instead of one per file (disk and build time on CI).
+//! A new test file must be declared here to be built.
+
+mod fake_servers;
+mod tls_endpoints;

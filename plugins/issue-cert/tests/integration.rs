@@ -1,0 +1,11 @@
+//! Every integration test of this crate, as modules of one test binary:
+//! one link instead of one per file (disk and build time on CI).
+//! A new test file must be declared here to be built.
+
+mod support;
+
+mod builtin_ca;
+mod cert_manager;
+mod no_leaks;
+mod rbac;
+mod resume;

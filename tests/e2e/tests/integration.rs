@@ -1,0 +1,10 @@
+//! Every integration test of this crate, as modules of one test binary:
+//! one link instead of one per file (disk and build time on CI).
+//! A new test file must be declared here to be built.
+
+mod config_files;
+mod deploy;
+mod pipelines;
+mod rbac;
+mod real_servers;
+mod runs;
