@@ -70,6 +70,14 @@ impl World {
                 return Err(BenchError::NotBuilt(path));
             }
         }
+        // DBOPS_BENCH_SANDBOX_LOG=<filter> logs the in-process sandbox, e.g.
+        // `dbops_sandbox::requests=debug` for every API request it serves.
+        if let Ok(filter) = std::env::var("DBOPS_BENCH_SANDBOX_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let sandbox = Sandbox::start_background(SandboxConfig::default())?;
         let dir = tempfile::tempdir().map_err(io("create a temp dir"))?;
         let kubeconfig = dir.path().join("kubeconfig");
@@ -100,7 +108,8 @@ impl World {
         Ok(path)
     }
 
-    /// `dbops --plugin-dir BIN_DIR` with a clean environment for OTEL/Job variables.
+    /// `dbops --plugin-dir BIN_DIR` with a clean environment for OTEL/Job
+    /// variables; its stderr is discarded unless `DBOPS_BENCH_LOG` is set.
     pub fn dbops(&self) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("dbops"));
         cmd.arg("--plugin-dir").arg(&self.bin_dir);
@@ -116,7 +125,11 @@ impl World {
         ] {
             cmd.env_remove(var);
         }
-        cmd.stderr(std::process::Stdio::null());
+        // dbops's log is not part of the figures; DBOPS_BENCH_LOG=1 shows it
+        // (e.g. with DBOPS_LOG=kube_client=debug, every API request).
+        if std::env::var_os("DBOPS_BENCH_LOG").is_none() {
+            cmd.stderr(std::process::Stdio::null());
+        }
         cmd
     }
 

@@ -397,15 +397,12 @@ impl Executor {
                     format!(": {summary}")
                 };
                 tracing::info!("step {} succeeded in {took}{summary}", step.id);
-                self.env
-                    .events
-                    .emit_logged(
-                        "Normal",
-                        "StepSucceeded",
-                        &format!("step {} ({}) succeeded{summary}", step.id, step.uses),
-                        Some(&step.id),
-                    )
-                    .await;
+                self.env.events.emit(
+                    "Normal",
+                    "StepSucceeded",
+                    &format!("step {} ({}) succeeded{summary}", step.id, step.uses),
+                    Some(&step.id),
+                );
                 StepEnd::Succeeded(outputs)
             }
             CallOutcome::Failed {
@@ -420,15 +417,12 @@ impl Executor {
                     Some(message.clone()),
                 )
                 .await;
-                self.env
-                    .events
-                    .emit_logged(
-                        "Warning",
-                        "StepInterrupted",
-                        &format!("step {} interrupted: {message}", step.id),
-                        Some(&step.id),
-                    )
-                    .await;
+                self.env.events.emit(
+                    "Warning",
+                    "StepInterrupted",
+                    &format!("step {} interrupted: {message}", step.id),
+                    Some(&step.id),
+                );
                 StepEnd::Interrupted
             }
         }
@@ -442,15 +436,12 @@ impl Executor {
             Some(message.clone()),
         )
         .await;
-        self.env
-            .events
-            .emit_logged(
-                "Warning",
-                reason,
-                &format!("step {} failed: {message}", step.id),
-                Some(&step.id),
-            )
-            .await;
+        self.env.events.emit(
+            "Warning",
+            reason,
+            &format!("step {} failed: {message}", step.id),
+            Some(&step.id),
+        );
         StepEnd::Failed(Failure {
             reason: reason.to_owned(),
             message,

@@ -323,13 +323,11 @@ impl HostServices for StepHost {
         if let Some(refused) = self.refused() {
             return Err(refused);
         }
-        let events = self.env.events.clone();
-        let step = self.step_id.clone();
-        let (t, r, m) = (event_type.to_owned(), reason.to_owned(), message.to_owned());
+        // Queued: written in the background, in order (see EventSink).
         self.env
-            .rt
-            .block_on(async move { events.emit(&t, &r, &m, Some(&step)).await })
-            .map_err(|e| e.to_string())
+            .events
+            .emit(event_type, reason, message, Some(&self.step_id));
+        Ok(())
     }
 
     fn deadline_remaining(&self) -> Option<Duration> {

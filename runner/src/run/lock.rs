@@ -13,6 +13,7 @@
 //!   interrupted run does not release: its lease runs out unless the same
 //!   run resumes first.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -61,6 +62,9 @@ pub struct Lock {
     cluster: Cluster,
     path: String,
     holder: String,
+    /// The lease as we last wrote it (shared with the renewer), so release
+    /// is one write when nobody else touched it.
+    last_written: Arc<Mutex<Option<Value>>>,
     renewer: JoinHandle<()>,
     /// Cancelled when the lease was lost (someone else took it over).
     pub lost: CancellationToken,
@@ -178,20 +182,23 @@ pub async fn acquire(
             }
         };
         match cluster.json(method, &at, Some(&body)).await {
-            Ok(_) => {
+            Ok(written) => {
                 tracing::info!(lease = %lease, "took the lock of target {namespace}/{target}");
                 let lost = CancellationToken::new();
+                let last_written = Arc::new(Mutex::new(written));
                 let renewer = tokio::spawn(renew(
                     cluster.clone(),
                     path.clone(),
                     holder.to_owned(),
                     duration,
                     lost.clone(),
+                    last_written.clone(),
                 ));
                 return Ok(Lock {
                     cluster: cluster.clone(),
                     path,
                     holder: holder.to_owned(),
+                    last_written,
                     renewer,
                     lost,
                 });
@@ -215,6 +222,7 @@ async fn renew(
     holder: String,
     duration: Duration,
     lost: CancellationToken,
+    last_written: Arc<Mutex<Option<Value>>>,
 ) {
     let period = (duration / 3).max(Duration::from_millis(200));
     loop {
@@ -230,8 +238,11 @@ async fn renew(
                     return;
                 }
                 lease["spec"]["renewTime"] = json!(micro_time(Utc::now()));
-                if let Err(e) = cluster.json("PUT", &path, Some(&lease)).await {
-                    tracing::warn!("renewing the lock lease {path} failed (will retry): {e}");
+                match cluster.json("PUT", &path, Some(&lease)).await {
+                    Ok(written) => *lock_ignoring_poison(&last_written) = written,
+                    Err(e) => {
+                        tracing::warn!("renewing the lock lease {path} failed (will retry): {e}")
+                    }
                 }
             }
             Ok(None) => {
@@ -254,10 +265,18 @@ impl Lock {
     }
 
     /// Stop renewing and clear the holder so the next run need not wait.
+    /// Writes over the lease as we last wrote it (its resourceVersion makes
+    /// that fail if anyone else wrote since); reads it first only then.
     pub async fn release(self) {
         self.renewer.abort();
+        let mut known = lock_ignoring_poison(&self.last_written).take();
         for _ in 0..3 {
-            let lease = match self.cluster.get(&self.path).await {
+            let cached = known.take();
+            let read = match cached {
+                Some(lease) => Ok(Some(lease)),
+                None => self.cluster.get(&self.path).await,
+            };
+            let lease = match read {
                 Ok(Some(lease)) => lease,
                 Ok(None) => return,
                 Err(e) => {
@@ -280,6 +299,12 @@ impl Lock {
             }
         }
     }
+}
+
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

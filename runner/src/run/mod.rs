@@ -248,17 +248,15 @@ async fn run_in_span(
     } else {
         ("RunStarted", "started")
     };
-    events
-        .emit_logged(
-            "Normal",
-            reason,
-            &format!(
-                "dbops {verb} pipeline {} ({})",
-                pipeline.name, pipeline.operation
-            ),
-            None,
-        )
-        .await;
+    events.emit(
+        "Normal",
+        reason,
+        &format!(
+            "dbops {verb} pipeline {} ({})",
+            pipeline.name, pipeline.operation
+        ),
+        None,
+    );
 
     let run_cancel = cancel.child_token();
     if let Some(lock) = &lock {
@@ -301,14 +299,12 @@ async fn run_in_span(
         Outcome::FailedNotRolledBack => ("Warning", "RunFailed"),
         Outcome::Interrupted => ("Warning", "RunInterrupted"),
     };
-    events
-        .emit_logged(
-            event_type,
-            reason,
-            &format!("pipeline {} {}", pipeline.name, outcome.as_str()),
-            None,
-        )
-        .await;
+    events.emit(
+        event_type,
+        reason,
+        &format!("pipeline {} {}", pipeline.name, outcome.as_str()),
+        None,
+    );
     if let Some(lock) = lock {
         if outcome == Outcome::Interrupted {
             lock.keep_until_expiry();
@@ -316,6 +312,7 @@ async fn run_in_span(
             lock.release().await;
         }
     }
+    events.finish().await;
     Ok(RunReport {
         outcome,
         run_id: options.run_id,

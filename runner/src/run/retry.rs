@@ -126,18 +126,15 @@ impl Executor {
                 "step {} failed with a transient error, retrying in {pretty}: {message}",
                 step.id,
             );
-            self.env
-                .events
-                .emit_logged(
-                    "Warning",
-                    reason,
-                    &format!(
-                        "step {} attempt {attempt} failed ({message}); retrying in {pretty}",
-                        step.id
-                    ),
-                    Some(&step.id),
-                )
-                .await;
+            self.env.events.emit(
+                "Warning",
+                reason,
+                &format!(
+                    "step {} attempt {attempt} failed ({message}); retrying in {pretty}",
+                    step.id
+                ),
+                Some(&step.id),
+            );
             if kind == CallKind::Run {
                 let (reason, message) = (reason.clone(), message.clone());
                 let _ = self

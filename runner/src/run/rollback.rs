@@ -76,15 +76,12 @@ impl Executor {
                         Some("compensated during rollback".into()),
                     )
                     .await;
-                    self.env
-                        .events
-                        .emit_logged(
-                            "Normal",
-                            "StepCompensated",
-                            &format!("rolled back step {} ({})", step.id, step.uses),
-                            Some(&step.id),
-                        )
-                        .await;
+                    self.env.events.emit(
+                        "Normal",
+                        "StepCompensated",
+                        &format!("rolled back step {} ({})", step.id, step.uses),
+                        Some(&step.id),
+                    );
                 }
                 CallOutcome::Failed {
                     reason, message, ..
@@ -92,15 +89,12 @@ impl Executor {
                     complete = false;
                     telemetry::set_error(&span, &message);
                     tracing::error!(reason = %reason, "compensating step {} failed: {message}", step.id);
-                    self.env
-                        .events
-                        .emit_logged(
-                            "Warning",
-                            "CompensationFailed",
-                            &format!("rolling back step {} failed: {message}", step.id),
-                            Some(&step.id),
-                        )
-                        .await;
+                    self.env.events.emit(
+                        "Warning",
+                        "CompensationFailed",
+                        &format!("rolling back step {} failed: {message}", step.id),
+                        Some(&step.id),
+                    );
                 }
                 CallOutcome::Interrupted { message } => {
                     complete = false;

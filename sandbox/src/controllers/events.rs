@@ -1,16 +1,24 @@
 //! Kubernetes Events (`events.k8s.io/v1`) the stand-ins emit like their
 //! real counterparts. Best effort: a failed publish is logged, never
-//! retried, never fails a reconcile.
+//! retried, never fails a reconcile. Like the real components' event
+//! broadcaster, publishing is asynchronous: an Event is queued and one
+//! writer task per controller publishes the queue in order, so a
+//! controller never waits for its Events before its next API call.
+
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tokio::sync::mpsc;
 use tracing::debug;
 
 /// Publishes Events as one reporting controller.
 #[derive(Clone)]
 pub struct Events {
     recorder: Recorder,
+    /// The writer task's queue, started on the first Event (on the runtime).
+    queue: Arc<OnceLock<mpsc::UnboundedSender<(Event, ObjectReference)>>>,
 }
 
 impl Events {
@@ -22,12 +30,13 @@ impl Events {
         };
         Self {
             recorder: Recorder::new(client, reporter),
+            queue: Arc::new(OnceLock::new()),
         }
     }
 
     /// A `Normal` event about `regarding` (and the `related` object it
     /// affected, which also keeps events about different objects apart).
-    pub async fn normal(
+    pub fn normal(
         &self,
         regarding: &ObjectReference,
         related: Option<ObjectReference>,
@@ -35,12 +44,11 @@ impl Events {
         action: &str,
         note: String,
     ) {
-        self.publish(regarding, related, EventType::Normal, reason, action, note)
-            .await;
+        self.publish(regarding, related, EventType::Normal, reason, action, note);
     }
 
     /// A `Warning` event about `regarding`.
-    pub async fn warning(
+    pub fn warning(
         &self,
         regarding: &ObjectReference,
         related: Option<ObjectReference>,
@@ -48,11 +56,10 @@ impl Events {
         action: &str,
         note: String,
     ) {
-        self.publish(regarding, related, EventType::Warning, reason, action, note)
-            .await;
+        self.publish(regarding, related, EventType::Warning, reason, action, note);
     }
 
-    async fn publish(
+    fn publish(
         &self,
         regarding: &ObjectReference,
         related: Option<ObjectReference>,
@@ -68,8 +75,25 @@ impl Events {
             action: action.to_owned(),
             secondary: related,
         };
-        if let Err(err) = self.recorder.publish(&event, regarding).await {
-            debug!(reason, error = %err, "event not published");
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(write_events(self.recorder.clone(), receiver));
+            sender
+        });
+        if queue.send((event, regarding.clone())).is_err() {
+            debug!(reason, "event not published: the writer stopped");
+        }
+    }
+}
+
+/// Publishes queued Events in order until every emitter is dropped.
+async fn write_events(
+    recorder: Recorder,
+    mut queue: mpsc::UnboundedReceiver<(Event, ObjectReference)>,
+) {
+    while let Some((event, regarding)) = queue.recv().await {
+        if let Err(err) = recorder.publish(&event, &regarding).await {
+            debug!(reason = %event.reason, error = %err, "event not published");
         }
     }
 }

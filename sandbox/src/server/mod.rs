@@ -106,6 +106,14 @@ async fn serve(state: &AppState, request: Request<Body>) -> ApiResult<Response<B
         Endpoint::Resource(req) => req,
     };
     let verb = req.verb(&parts.method, &query)?;
+    tracing::debug!(
+        target: "dbops_sandbox::requests",
+        user = %identity.user,
+        "{} {}{}",
+        parts.method,
+        path,
+        parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+    );
     if req.def.group == crate::registry::REVIEW_GROUP {
         if verb != "create" {
             return Err(ApiError::method_not_allowed(&format!(

@@ -108,8 +108,7 @@ pub(super) async fn reconcile(
     );
     if status_of(&status, "Issuing") != Some("True") {
         ctx.events
-            .normal(&regarding, None, "Issuing", "Trigger", message.clone())
-            .await;
+            .normal(&regarding, None, "Issuing", "Trigger", message.clone());
     }
 
     // 1. Issuing=True (Ready=False while there is no usable Secret).
@@ -126,8 +125,7 @@ pub(super) async fn reconcile(
             Err(err) => {
                 let note = err.to_string();
                 ctx.events
-                    .warning(&regarding, None, "IssuerNotReady", "Issue", note)
-                    .await;
+                    .warning(&regarding, None, "IssuerNotReady", "Issue", note);
                 let waiting = Condition::new("Ready", false, "Pending", err.to_string());
                 update.failure(&[marks[0].clone(), waiting]).await?;
                 return Ok(Action::requeue(Duration::from_secs(2)));
@@ -151,8 +149,7 @@ pub(super) async fn reconcile(
         Ok(Ok(issued)) => issued,
         Ok(Err(err)) => {
             ctx.events
-                .warning(&regarding, None, "Failed", "Issue", err.to_string())
-                .await;
+                .warning(&regarding, None, "Failed", "Issue", err.to_string());
             let failed = Condition::new("Ready", false, "Failed", err.to_string());
             update.failure(&[marks[0].clone(), failed]).await?;
             return Ok(Action::requeue(Duration::from_secs(5)));
@@ -210,8 +207,7 @@ pub(super) async fn reconcile(
     tracing::info!(certificate = %name, namespace = %namespace, revision, reason = %reason, "certificate issued");
     let note = "The certificate has been successfully issued".to_owned();
     ctx.events
-        .normal(&regarding, None, "Issuing", "Issue", note)
-        .await;
+        .normal(&regarding, None, "Issuing", "Issue", note);
     Ok(requeue_at(Some(&Value::String(renewal)), now))
 }
 

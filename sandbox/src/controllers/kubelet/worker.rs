@@ -175,7 +175,7 @@ impl PodLife {
             let code = match self.supervise(pod, &spec, &mut running, &env).await {
                 Ending::Terminating => {
                     let note = format!("Stopping container {}", spec.container.name);
-                    self.event(false, "Killing", "Kill", note).await;
+                    self.event(false, "Killing", "Kill", note);
                     running.stop(self.grace(pod)).await;
                     // Containers stopped: not ready any more, then removed.
                     let stopped = ContainerState::Terminated {
@@ -211,7 +211,7 @@ impl PodLife {
                 Ok(started) => {
                     debug!(pod = %self.name, namespace = %self.namespace, ip = %self.ip, "container started");
                     let note = format!("Started container {}", spec.container.name);
-                    self.event(false, "Started", "Start", note).await;
+                    self.event(false, "Started", "Start", note);
                     return Some(started);
                 }
                 Err(failure) => {
@@ -222,7 +222,7 @@ impl PodLife {
                     };
                     if last_failure.as_ref() != Some(&failure.message) {
                         let note = failure.message.clone();
-                        self.event(true, failure.event_reason, "Start", note).await;
+                        self.event(true, failure.event_reason, "Start", note);
                         *last_failure = Some(failure.message.clone());
                     }
                     let state = waiting(failure.reason, &failure.message);
@@ -322,8 +322,7 @@ impl PodLife {
         let backoff =
             self.shared.config.crash_backoff * 2u32.pow((self.restarts as u32 - 1).min(4));
         let message = format!("back-off {backoff:?} restarting failed container");
-        self.event(true, "BackOff", "Restart", message.clone())
-            .await;
+        self.event(true, "BackOff", "Restart", message.clone());
         self.report(pod, "Running", false, waiting("CrashLoopBackOff", &message))
             .await;
         !self.pause(pod, backoff).await
@@ -437,14 +436,14 @@ impl PodLife {
     }
 
     /// Emits an Event about the pod.
-    async fn event(&self, warning: bool, reason: &str, action: &str, note: String) {
+    fn event(&self, warning: bool, reason: &str, action: &str, note: String) {
         let regarding =
             events::reference("v1", "Pod", &self.namespace, &self.name, Some(&self.uid));
         let events = &self.shared.events;
         if warning {
-            events.warning(&regarding, None, reason, action, note).await;
+            events.warning(&regarding, None, reason, action, note);
         } else {
-            events.normal(&regarding, None, reason, action, note).await;
+            events.normal(&regarding, None, reason, action, note);
         }
     }
 
