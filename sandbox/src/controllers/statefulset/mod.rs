@@ -2,15 +2,11 @@
 //! controller. Both kinds share the spec shape, so one controller serves
 //! either, parameterised by [`SetKind`].
 //!
-//! A reconcile reads the set's ControllerRevisions from the API server and
-//! its pods from the controller's pod cache (like the real controller's
-//! informer), asks [`plan::plan`] what to do, performs those writes and
-//! patches the status. Pod events (mapped through the pods' controller
-//! owner reference) trigger the next pass; the cache is updated before the
-//! event triggers it, so a pass sees at least the pod change that caused
-//! it. What the cache may lag behind is the controller's own last writes:
-//! a create of a pod that exists already (409) and a delete of a pod that
-//! is gone (404) are no-ops, and the pod's own event triggers the next pass.
+//! A reconcile reads the set, its ControllerRevisions and its pods straight
+//! from the API server (never from a possibly stale cache), asks
+//! [`plan::plan`] what to do, performs those writes and patches the status.
+//! Pod events (mapped through the pods' controller owner reference) trigger
+//! the next pass.
 
 mod children;
 mod plan;
@@ -23,11 +19,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -102,8 +98,6 @@ struct Context {
     client: Client,
     resource: ApiResource,
     events: Events,
-    /// Every pod, as the pod watch last reported it.
-    pods: Store<Pod>,
 }
 
 /// Runs the controller for `kind` until its watch streams end.
@@ -112,21 +106,13 @@ pub async fn run(client: Client, kind: SetKind) {
     let sets: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let pods: Api<Pod> = Api::all(client.clone());
     let mapper_resource = resource.clone();
-    let (pod_cache, pod_cache_writer) = reflector::store::<Pod>();
-    // `reflect` updates the cache before the event goes on to trigger a
-    // reconcile, so the reconcile sees the change that triggered it.
-    let pod_events = watcher(pods, watcher::Config::default())
-        .default_backoff()
-        .reflect(pod_cache_writer)
-        .touched_objects();
     let context = Arc::new(Context {
         events: Events::new(client.clone(), "statefulset-controller"),
         client,
         resource: resource.clone(),
-        pods: pod_cache,
     });
     Controller::new_with(sets, watcher::Config::default(), resource)
-        .watches_stream(pod_events, move |pod: Pod| {
+        .watches(pods, watcher::Config::default(), move |pod: Pod| {
             owning_set(&pod, &mapper_resource)
         })
         .run(reconcile, error_policy, context)
@@ -282,13 +268,16 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
         .unwrap_or(&update_revision)
         .to_owned();
 
-    // Pods, by ordinal, from the cache (complete once the first list is in).
+    // Pods, by ordinal.
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    if ctx.pods.wait_until_ready().await.is_err() {
-        return Ok(Action::requeue(Duration::from_millis(500)));
-    }
-    let pods = cached_pods(&ctx.pods, &namespace, &uid, &selector);
-    let views = pod_views(&pods, &name, &uid);
+    let pods = pods_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Api {
+            action: format!("list pods of {kind} {namespace}/{name}"),
+            source,
+        })?;
+    let views = pod_views(&pods.items, &name, &uid);
 
     let plan = plan::plan(&spec.view(&update_revision, &current_revision), &views);
 
@@ -367,31 +356,6 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
     revisions.prune(&in_use, limit).await;
     // Pod and set events drive everything; the resync is a safety net.
     Ok(Action::requeue(Duration::from_secs(300)))
-}
-
-/// The cached pods of `namespace` controlled by the set (`set_uid`) that
-/// match its label `selector`.
-fn cached_pods(cache: &Store<Pod>, namespace: &str, set_uid: &str, selector: &str) -> Vec<Pod> {
-    // The selector was built by `selector_string`; an unparsable one
-    // selects nothing, as the API server would refuse the list.
-    let Ok(selector) = crate::selector::LabelSelector::parse(selector) else {
-        return Vec::new();
-    };
-    cache
-        .state()
-        .iter()
-        .filter(|pod| pod.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|pod| {
-            pod.owner_references()
-                .iter()
-                .any(|owner| owner.controller == Some(true) && owner.uid == set_uid)
-        })
-        .filter(|pod| {
-            let labels = pod.metadata.labels.as_ref().map(|l| json!(l));
-            selector.matches(labels.as_ref())
-        })
-        .map(|pod| Pod::clone(pod))
-        .collect()
 }
 
 /// The set's pods by ordinal: controlled by the set (uid), named `SET-N`.
