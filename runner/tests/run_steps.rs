@@ -80,6 +80,29 @@ with = { record = "calls" }
         ours.iter().any(|e| e["reason"] == "TestStepDone"),
         "plugin events: {events:?}"
     );
+    // Events are written in the background, in the order they happened,
+    // and all of them before the process exits.
+    let mut written: Vec<(u64, &str)> = ours
+        .iter()
+        .map(|e| {
+            let rv = e
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|rv| rv.parse().ok())
+                .unwrap_or(0);
+            (rv, e["reason"].as_str().unwrap_or_default())
+        })
+        .collect();
+    written.sort();
+    let reasons: Vec<&str> = written.iter().map(|(_, reason)| *reason).collect();
+    assert_eq!(reasons.first(), Some(&"RunStarted"), "{reasons:?}");
+    assert_eq!(reasons.last(), Some(&"RunSucceeded"), "{reasons:?}");
+    let plugin_event = reasons.iter().position(|r| *r == "TestStepDone");
+    let step_done = reasons.iter().rposition(|r| *r == "StepSucceeded");
+    assert!(
+        plugin_event.is_some() && step_done.is_some() && plugin_event < step_done,
+        "a step's own Event comes before the last step's outcome: {reasons:?}"
+    );
     for e in &ours {
         assert_eq!(
             e.pointer("/metadata/annotations/dbops.io~1trace-id")
