@@ -22,8 +22,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -111,7 +111,20 @@ pub async fn run(client: Client, kind: SetKind) {
         client,
         resource: resource.clone(),
     });
-    Controller::new_with(sets, watcher::Config::default(), resource)
+    // The set's own status writes come back as set events; reconciling on
+    // them re-reads everything for nothing, so only a new generation (spec
+    // change) or a new object triggers from the set side, like
+    // `predicates::generation` in real controllers. Pod events trigger as
+    // before, and the status in the cache stays current (it is reflected
+    // before the filter).
+    let set_cache_writer = reflector::store::Writer::new(resource.clone());
+    let set_cache = set_cache_writer.as_reader();
+    let set_events = watcher(sets, watcher::Config::default())
+        .default_backoff()
+        .reflect(set_cache_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    Controller::for_stream_with(set_events, set_cache, resource)
         .watches(pods, watcher::Config::default(), move |pod: Pod| {
             owning_set(&pod, &mapper_resource)
         })
