@@ -12,14 +12,9 @@ use dbops_probes::{CertExpectation, Endpoint, ProbeError, TlsOptions};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn available() -> bool {
-    testing::real_server_available(testing::ZOOKEEPER_JAR, "zookeeper")
-        && testing::real_server_available(testing::JAVA, "default-jre-headless")
-}
-
 #[test]
 fn standalone_server_answers_ruok_and_srvr_in_plaintext_and_over_tls() {
-    if !available() {
+    if !testing::zookeeper_available() {
         return;
     }
     let ca = TestCa::new("zk test ca").unwrap();
@@ -62,7 +57,7 @@ fn standalone_server_answers_ruok_and_srvr_in_plaintext_and_over_tls() {
 
 #[test]
 fn ensemble_has_one_leader_and_loses_quorum_safety_when_a_member_is_down() {
-    if !available() {
+    if !testing::zookeeper_available() {
         return;
     }
     let mut zk = ZooKeeperEnsemble::start(3, None).unwrap();

@@ -54,9 +54,7 @@ fn leader(host: &TestHost) -> Result<String, String> {
 
 #[test]
 fn certificate_rotation_restarts_followers_then_the_leader_keeping_quorum() {
-    if !testing::real_server_available(testing::JAVA, "default-jre-headless")
-        || !testing::real_server_available(testing::ZOOKEEPER_JAR, "zookeeper")
-    {
+    if !testing::zookeeper_available() {
         return;
     }
     let world = World::start();

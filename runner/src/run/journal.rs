@@ -310,9 +310,9 @@ impl Journal {
             .get(&journal.path())
             .await
             .map_err(|e| journal.err(e))?;
-        // Deleted between our create and get: create it again.
+        // Deleted between our create and get: a write creates it again.
         let Some(existing) = existing else {
-            journal.persist_new().await?;
+            journal.flush().await?;
             return Ok((journal, false));
         };
         let corrupt = |message: String| JournalError::Corrupt {
@@ -416,30 +416,6 @@ impl Journal {
             Err(e) if e.status() == Some(409) => Ok(false),
             Err(e) => Err(self.err(e)),
         }
-    }
-
-    async fn persist_new(&self) -> Result<(), JournalError> {
-        let Some(cluster) = &self.cluster else {
-            return Ok(());
-        };
-        let mut inner = self.inner.lock().await;
-        let body = self.configmap(&inner.record, None);
-        let path = format!("/api/v1/namespaces/{}/configmaps", self.namespace);
-        let created = match cluster.json("POST", &path, Some(&body)).await {
-            Ok(created) => created,
-            // A retried create that had in fact succeeded: write over it.
-            Err(e) if e.status() == Some(409) => {
-                drop(inner);
-                return self.flush().await;
-            }
-            Err(e) => return Err(self.err(e)),
-        };
-        inner.resource_version = created
-            .as_ref()
-            .and_then(|c| c.pointer("/metadata/resourceVersion"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        Ok(())
     }
 
     async fn write(&self, inner: &mut Inner) -> Result<(), JournalError> {

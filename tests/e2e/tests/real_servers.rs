@@ -94,9 +94,7 @@ fn leader(sandbox: &Sandbox, pods: &[String]) -> Result<String, String> {
 
 #[test]
 fn zookeeper_rotate_tls_pipeline_replaces_followers_then_the_leader_of_a_real_ensemble() {
-    if !testing::real_server_available(testing::JAVA, "default-jre-headless")
-        || !testing::real_server_available(testing::ZOOKEEPER_JAR, "zookeeper")
-    {
+    if !testing::zookeeper_available() {
         return;
     }
     let env = Env::start();

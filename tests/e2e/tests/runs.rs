@@ -80,10 +80,7 @@ fn the_demo_rotates_every_member_certificate() {
 /// (Debian's zookeeper), with the quorum pre-check on.
 #[test]
 fn the_demo_runs_on_real_zookeeper() {
-    if !dbops_probes::testing::real_server_available(
-        dbops_probes::testing::ZOOKEEPER_JAR,
-        "zookeeper",
-    ) {
+    if !dbops_probes::testing::zookeeper_available() {
         return;
     }
     let env = Env::start();

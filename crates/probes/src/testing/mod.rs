@@ -83,6 +83,13 @@ pub fn real_server_available(binary: &str, debian_package: &str) -> bool {
 pub const JAVA: &str = "/usr/bin/java";
 /// ZooKeeper's main jar (its manifest lists most dependencies).
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
+/// Whether tests needing a real ZooKeeper server (Java and its jar) should
+/// run; see [`real_server_available`].
+pub fn zookeeper_available() -> bool {
+    real_server_available(JAVA, "default-jre-headless")
+        && real_server_available(ZOOKEEPER_JAR, "zookeeper")
+}
+
 /// The class path for a ZooKeeper server, including the Netty codec the TLS port needs.
 pub const ZOOKEEPER_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/slf4j-simple.jar";
 /// MariaDB's server binary.
