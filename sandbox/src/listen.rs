@@ -34,6 +34,12 @@ pub async fn serve_https(
             () = shutdown.cancelled() => return,
         };
         let Ok((tcp, _peer)) = accepted else { continue };
+        // As Go's net/http (the real API server) does: an HTTP/2 response is
+        // several small writes (HEADERS, DATA frames); with Nagle's algorithm
+        // each waits for the client's delayed ACK, ~40 ms.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         let shutdown = shutdown.clone();

@@ -142,7 +142,9 @@ struct Restarting<'m, 'h> {
     span: Span<'h>,
 }
 
-/// Finish a member whose restart was started (possibly by an earlier run).
+/// Finish a member whose restart was started (possibly by an earlier run):
+/// wait until it is back, then move it from `in_flight` to `done` in
+/// `saved`. The caller persists that (see [`by_deletion`]).
 fn finish_member(
     ctx: &Context<'_>,
     workload: &Workload,
@@ -166,7 +168,6 @@ fn finish_member(
                 seconds,
                 role: role.clone(),
             });
-            ctx.save_state(saved)?;
             ctx.event(
                 EventType::Normal,
                 "MemberRestarted",
@@ -251,6 +252,14 @@ pub fn plan_only(
 }
 
 /// Delete mode: restart batches in the engine's order until none is left.
+///
+/// The state is written once per batch, before its pods are deleted (the
+/// members about to restart, with their old pod uids, and every member
+/// finished so far). A member that is back but not yet written as done is
+/// still "in flight" for a resumed attempt, which waits for it (it is
+/// already back) and records it: nothing is restarted twice, one journal
+/// write per member fewer. The last members finished are written when no
+/// member is left.
 pub fn by_deletion(
     ctx: &Context<'_>,
     config: &Config,
@@ -259,6 +268,8 @@ pub fn by_deletion(
     wanted: &Wanted,
     saved: &mut Saved,
 ) -> StepResult<()> {
+    // Members finished since the state was last written.
+    let mut unsaved = false;
     loop {
         ctx.check_deadline()?;
         let workload = cluster::load_workload(ctx, target)?;
@@ -268,6 +279,7 @@ pub fn by_deletion(
         for (name, old_uid) in saved.in_flight.clone() {
             let Some(member) = members.iter().find(|m| m.name == name) else {
                 saved.in_flight.remove(&name);
+                unsaved = true;
                 continue;
             };
             if member.uid() == Some(old_uid.as_str()) {
@@ -291,10 +303,14 @@ pub fn by_deletion(
                 saved,
                 restarting,
             )?;
+            unsaved = true;
         }
 
         let remaining = remaining_members(ctx, &members, wanted, saved)?;
         if remaining.is_empty() {
+            if unsaved {
+                ctx.save_state(saved)?;
+            }
             return Ok(());
         }
         let (order, roles) = decide_order(ctx, config, settings, &workload, &remaining);
@@ -322,6 +338,7 @@ pub fn by_deletion(
             if let Some(uid) = &old_uid {
                 saved.in_flight.insert(name.clone(), uid.clone());
                 ctx.save_state(saved)?;
+                unsaved = false;
             }
             ctx.event(
                 EventType::Normal,
@@ -345,6 +362,7 @@ pub fn by_deletion(
                 saved,
                 restarting,
             )?;
+            unsaved = true;
         }
     }
 }
@@ -448,6 +466,7 @@ pub fn by_template(
                 saved,
                 restarting,
             )
+            .and_then(|()| ctx.save_state(saved))
             .map_err(|mut err| {
                 err.message.push_str(&format!(
                     "; the update partition stays at {lowest} so the controller rolls no other member onto revision {}; set it back (original: {}) once the cause is fixed",

@@ -84,9 +84,22 @@ pub async fn run(args: RunArgs, plugin_dir: &Path, log_format: LogFormat) -> i32
     if let Some(selector) = args.fleet.targets_selector.clone() {
         return crate::fleet::run(&args, &selector, plugin_dir, log_format).await;
     }
+    // Connect while the pipeline is validated and its plugins are loaded:
+    // reading the kubeconfig and the TLS handshake overlap that work
+    // instead of following it. The warm-up is read-only (GET /version);
+    // nothing is written before the pipeline is known to be valid.
+    let connecting = tokio::spawn({
+        let kube = args.kube.clone();
+        async move {
+            let cluster = kube.connect().await?;
+            tokio::spawn(cluster.clone().warm_up());
+            Ok::<_, String>(cluster)
+        }
+    });
     let (pipeline, plugins) = match prepare(&args.pipeline, &args.sets, plugin_dir) {
         Ok(ready) => ready,
         Err(not_ready) => {
+            connecting.abort();
             eprintln!("{not_ready}");
             eprintln!(
                 "dbops: {} is not valid; nothing was written to the cluster",
@@ -102,13 +115,18 @@ pub async fn run(args: RunArgs, plugin_dir: &Path, log_format: LogFormat) -> i32
         .or_else(|| env_nonempty("JOB_UID"))
         .unwrap_or_else(new_run_id);
     if let Err(message) = check_run_id(&run_id) {
+        connecting.abort();
         eprintln!("dbops: {message}");
         return exit::VALIDATION;
     }
-    let cluster = match args.kube.connect().await {
-        Ok(cluster) => cluster,
-        Err(message) => {
+    let cluster = match connecting.await {
+        Ok(Ok(cluster)) => cluster,
+        Ok(Err(message)) => {
             eprintln!("dbops: {message}");
+            return exit::INTERNAL;
+        }
+        Err(failed) => {
+            eprintln!("dbops: connecting to the cluster failed: {failed}");
             return exit::INTERNAL;
         }
     };

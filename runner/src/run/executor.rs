@@ -123,7 +123,9 @@ fn with_grace(cancel: &CancellationToken, grace: Duration) -> CancellationToken 
 }
 
 impl Executor {
-    /// Run the pipeline; every state change is in the journal before this returns.
+    /// Run the pipeline. Every state change is in the journal before this
+    /// returns, except the last step's result, which the caller's write of
+    /// the run's outcome persists ([`super::journal::Journal::update_with_next_write`]).
     pub async fn execute(&self) -> Outcome {
         let steps = &self.pipeline.steps;
         let recorded = self.env.journal.snapshot().await;
@@ -371,10 +373,12 @@ impl Executor {
         ));
         match outcome {
             CallOutcome::Succeeded { outputs, summary } => {
-                let result = self
-                    .env
+                // Written with the executor's next write (the next step's
+                // attempt, a skip or the run's outcome), which comes before
+                // any other plugin runs: one PUT per step boundary.
+                self.env
                     .journal
-                    .update(|record| {
+                    .update_with_next_write(|record| {
                         if let Some(s) = record.steps.get_mut(index) {
                             s.state = StepState::Succeeded;
                             s.outputs = outputs.clone();
@@ -384,13 +388,6 @@ impl Executor {
                         }
                     })
                     .await;
-                if let Err(e) = result {
-                    // Not durable: a resumed run would repeat the step.
-                    tracing::error!(
-                        "could not record the success of step {} in the journal: {e}",
-                        step.id
-                    );
-                }
                 let summary = if summary.is_empty() {
                     String::new()
                 } else {

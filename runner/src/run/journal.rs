@@ -488,6 +488,20 @@ impl Journal {
         self.write(&mut inner).await
     }
 
+    /// Change the document in memory; the change is persisted by the next
+    /// write ([`Journal::update`], [`Journal::flush`]), in the same PUT.
+    ///
+    /// For a step's result: the executor's next act is always a write (the
+    /// next step's attempt, a skip, or the run's outcome), and that write
+    /// must happen before anything else does, so the result is durable
+    /// before the next plugin runs, as with a write of its own, one round
+    /// trip sooner. A process killed in between repeats the step on resume,
+    /// exactly as one killed while the result's own write was in flight.
+    pub async fn update_with_next_write(&self, change: impl FnOnce(&mut RunRecord)) {
+        let mut inner = self.inner.lock().await;
+        change(&mut inner.record);
+    }
+
     /// A copy of the document.
     pub async fn snapshot(&self) -> RunRecord {
         self.inner.lock().await.record.clone()

@@ -4,8 +4,11 @@
 //! killed pod). Kill points, for every step: `running` (its attempt is in
 //! the journal, the plugin works), `effect` (the plugin's change is visible
 //! in the cluster but its success is not yet recorded: the window a crash
-//! is most dangerous in; steps with a visible change only) and `finished`
-//! (the success is recorded, the next step has not started).
+//! is most dangerous in; steps with a visible change only). There is no
+//! kill point between two steps: a step's success is written in the same
+//! PUT as the next step's attempt (or the run's outcome), so the journal
+//! never shows "finished, next not started"; that moment is the next
+//! step's `running` point.
 //!
 //! To make every window observable without timing luck, the killed run's
 //! requests on its own journal ConfigMap are slowed down by the sandbox's
@@ -40,7 +43,6 @@ const WORKERS: usize = 4;
 enum Moment {
     Running,
     Effect,
-    Finished,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,10 +91,6 @@ impl Scenario {
                     moment: Moment::Effect,
                 });
             }
-            points.push(KillPoint {
-                step,
-                moment: Moment::Finished,
-            });
         }
         points
     }
@@ -133,30 +131,11 @@ fn finished(state: &str) -> bool {
 }
 
 /// Whether the run is at `point` now.
-fn at_point(
-    db: &Db,
-    ns: &str,
-    journal: &Value,
-    scenario: &Scenario,
-    point: KillPoint,
-    before: &Snapshot,
-) -> bool {
+fn at_point(db: &Db, ns: &str, journal: &Value, point: KillPoint, before: &Snapshot) -> bool {
     let s = state(journal, point.step);
     match point.moment {
         Moment::Running => s == "running",
         Moment::Effect => s == "running" && effect_seen(db, ns, point.step, before),
-        Moment::Finished => {
-            let index = scenario
-                .steps
-                .iter()
-                .position(|x| *x == point.step)
-                .expect("step of the scenario");
-            let next_pending = match scenario.steps.get(index + 1) {
-                Some(next) => state(journal, next) == "pending",
-                None => journal.get("outcome").is_none_or(Value::is_null),
-            };
-            finished(&s) && next_pending
-        }
     }
 }
 
@@ -199,7 +178,7 @@ fn iterate(db: &Db, ns: &str, scenario: &Scenario, point: KillPoint) -> String {
                 return Some(Err(status));
             }
             let journal = db.journal(ns, &run_id)?;
-            at_point(db, ns, &journal, scenario, point, &before).then_some(Ok(()))
+            at_point(db, ns, &journal, point, &before).then_some(Ok(()))
         },
     );
     if let Err(status) = reached {
@@ -221,9 +200,15 @@ fn iterate(db: &Db, ns: &str, scenario: &Scenario, point: KillPoint) -> String {
     let at_kill = db.journal(ns, &run_id).expect("journal at kill");
     let cluster_at_kill = snapshot(db, ns);
     let killed_state = state(&at_kill, point.step);
-    match point.moment {
-        Moment::Finished => assert!(finished(&killed_state), "{ns} {point}: {at_kill}"),
-        _ => assert_eq!(killed_state, "running", "{ns} {point}: {at_kill}"),
+    assert_eq!(killed_state, "running", "{ns} {point}: {at_kill}");
+    // The step's attempt was written together with the result of every
+    // step before it: those are recorded finished, never still running.
+    for earlier in scenario.steps.iter().take_while(|id| **id != point.step) {
+        assert!(
+            finished(&state(&at_kill, earlier)),
+            "{ns} {point}: {earlier} is recorded finished once {} runs: {at_kill}",
+            point.step
+        );
     }
     assert!(
         at_kill.get("outcome").is_none_or(Value::is_null),
