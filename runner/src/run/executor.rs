@@ -373,33 +373,37 @@ impl Executor {
         ));
         match outcome {
             CallOutcome::Succeeded { outputs, summary } => {
-                // Written with the executor's next write (the next step's
-                // attempt, a skip or the run's outcome), which comes before
-                // any other plugin runs: one PUT per step boundary.
-                self.env
-                    .journal
-                    .update_with_next_write(|record| {
-                        if let Some(s) = record.steps.get_mut(index) {
-                            s.state = StepState::Succeeded;
-                            s.outputs = outputs.clone();
-                            s.finished_at = Some(Utc::now());
-                            s.reason = None;
-                            s.message = (!summary.is_empty()).then(|| summary.clone());
-                        }
-                    })
-                    .await;
-                let summary = if summary.is_empty() {
+                let shown = if summary.is_empty() {
                     String::new()
                 } else {
                     format!(": {summary}")
                 };
-                tracing::info!("step {} succeeded in {took}{summary}", step.id);
-                self.env.events.emit(
-                    "Normal",
-                    "StepSucceeded",
-                    &format!("step {} ({}) succeeded{summary}", step.id, step.uses),
-                    Some(&step.id),
+                tracing::info!("step {} succeeded in {took}{shown}", step.id);
+                // Written with the executor's next write (the next step's
+                // attempt, a skip or the run's outcome), which comes before
+                // any other plugin runs: one PUT per step boundary. The
+                // Event waits for that write: a run killed before it repeats
+                // the step, which must not be announced as succeeded twice.
+                let events = self.env.events.clone();
+                let (id, message) = (
+                    step.id.clone(),
+                    format!("step {} ({}) succeeded{shown}", step.id, step.uses),
                 );
+                self.env
+                    .journal
+                    .update_with_next_write(
+                        |record| {
+                            if let Some(s) = record.steps.get_mut(index) {
+                                s.state = StepState::Succeeded;
+                                s.outputs = outputs.clone();
+                                s.finished_at = Some(Utc::now());
+                                s.reason = None;
+                                s.message = (!summary.is_empty()).then(|| summary.clone());
+                            }
+                        },
+                        move || events.emit("Normal", "StepSucceeded", &message, Some(&id)),
+                    )
+                    .await;
                 StepEnd::Succeeded(outputs)
             }
             CallOutcome::Failed {

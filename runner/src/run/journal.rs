@@ -193,6 +193,9 @@ pub struct NewRun<'a> {
 struct Inner {
     record: RunRecord,
     resource_version: Option<String>,
+    /// What waits for the changes made by [`Journal::update_with_next_write`]
+    /// to be persisted (e.g. the step's `StepSucceeded` Event).
+    after_write: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 /// The journal of one run; a cheap handle shared by the executor and the
@@ -277,6 +280,7 @@ impl Journal {
             inner: Mutex::new(Inner {
                 record: fresh_record(new),
                 resource_version: None,
+                after_write: Vec::new(),
             }),
         }
     }
@@ -419,6 +423,16 @@ impl Journal {
     }
 
     async fn write(&self, inner: &mut Inner) -> Result<(), JournalError> {
+        let written = self.put(inner).await;
+        if written.is_ok() {
+            for then in std::mem::take(&mut inner.after_write) {
+                then();
+            }
+        }
+        written
+    }
+
+    async fn put(&self, inner: &mut Inner) -> Result<(), JournalError> {
         inner.record.updated_at = Utc::now();
         let Some(cluster) = &self.cluster else {
             return Ok(());
@@ -489,7 +503,11 @@ impl Journal {
     }
 
     /// Change the document in memory; the change is persisted by the next
-    /// write ([`Journal::update`], [`Journal::flush`]), in the same PUT.
+    /// write ([`Journal::update`], [`Journal::flush`]), in the same PUT, and
+    /// `then` runs once that write succeeded (whatever must not be seen
+    /// before the change is durable, e.g. a `StepSucceeded` Event: a run
+    /// killed before the write repeats the step and must not announce its
+    /// success twice).
     ///
     /// For a step's result: the executor's next act is always a write (the
     /// next step's attempt, a skip, or the run's outcome), and that write
@@ -497,9 +515,14 @@ impl Journal {
     /// before the next plugin runs, as with a write of its own, one round
     /// trip sooner. A process killed in between repeats the step on resume,
     /// exactly as one killed while the result's own write was in flight.
-    pub async fn update_with_next_write(&self, change: impl FnOnce(&mut RunRecord)) {
+    pub async fn update_with_next_write(
+        &self,
+        change: impl FnOnce(&mut RunRecord),
+        then: impl FnOnce() + Send + 'static,
+    ) {
         let mut inner = self.inner.lock().await;
         change(&mut inner.record);
+        inner.after_write.push(Box::new(then));
     }
 
     /// A copy of the document.

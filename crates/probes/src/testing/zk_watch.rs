@@ -103,8 +103,8 @@ pub fn replacement_order(before: &BTreeMap<String, String>, samples: &[Sample]) 
 }
 
 /// Panic unless, in every sample, a majority of `members` answered `ruok`
-/// and, while `leader_pod` still had `leader_uid`, the ensemble had a
-/// leader and a serving majority (only followers were down). Also panics
+/// and, while `leader_pod` still had `leader_uid`, a majority served (as
+/// leader or as followers of it: only followers were down). Also panics
 /// with fewer than 10 samples (the prober did not watch).
 pub fn assert_quorum_kept(samples: &[Sample], members: usize, leader_pod: &str, leader_uid: &str) {
     let majority = members / 2 + 1;
@@ -119,9 +119,14 @@ pub fn assert_quorum_kept(samples: &[Sample], members: usize, leader_pod: &str, 
             "sample {i}: only {} of {members} members answered ruok: {sample:?}",
             sample.imok
         );
+        // A majority serving is the quorum: a follower serves only while it
+        // follows a leader. The leader's own `srvr` answer is not required
+        // in every sample: on a loaded machine one 4lw call to it can time
+        // out while its followers keep serving (seen in CI: 2 followers
+        // serving, the leader's srvr missing).
         if sample.has_uid(leader_pod, leader_uid) {
             assert!(
-                sample.leader.is_some() && sample.serving >= majority,
+                sample.serving >= majority,
                 "sample {i}: the ensemble lost its quorum while only followers restarted: {sample:?}"
             );
         }

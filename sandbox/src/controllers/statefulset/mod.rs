@@ -10,6 +10,7 @@
 
 mod children;
 mod plan;
+mod queue;
 mod revision;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
@@ -32,6 +32,7 @@ use tracing::{debug, warn};
 use crate::controllers::events::{self, Events};
 use children::{Revisions, create_pod, delete_pod, ensure_claims};
 use plan::{PodManagement, PodView, Revision, SetView, UpdateStrategy};
+use queue::WorkQueue;
 use revision::{REVISION_LABEL, SetIdentity};
 
 /// Which workload kind a controller instance serves.
@@ -124,19 +125,72 @@ pub async fn run(client: Client, kind: SetKind) {
         .reflect(set_cache_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    Controller::for_stream_with(set_events, set_cache, resource)
-        .watches(pods, watcher::Config::default(), move |pod: Pod| {
-            owning_set(&pod, &mapper_resource)
-        })
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => debug!(%object, "reconciled"),
-                Err(err) => warn!(error = %err, "statefulset controller"),
+    let set_triggers = set_events.filter_map(move |event| {
+        let key = match event {
+            Ok(set) => Some(ObjectRef::from_obj_with(&set, resource.clone())),
+            Err(err) => {
+                warn!(error = %err, "statefulset controller: set watch failed; retrying");
+                None
+            }
+        };
+        std::future::ready(key)
+    });
+    let pod_triggers = watcher(pods, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .filter_map(move |event| {
+            let key = match event {
+                Ok(pod) => owning_set(&pod, &mapper_resource),
+                Err(err) => {
+                    warn!(error = %err, "statefulset controller: pod watch failed; retrying");
+                    None
+                }
+            };
+            std::future::ready(key)
+        });
+    let (queue, mut ready) = WorkQueue::new();
+    let feeder = {
+        let queue = queue.clone();
+        let triggers = futures::stream::select(set_triggers, pod_triggers);
+        tokio::spawn(async move {
+            let mut triggers = std::pin::pin!(triggers);
+            while let Some(key) = triggers.next().await {
+                queue.add(key);
             }
         })
-        .await;
+    };
+    while let Some(key) = ready.recv().await {
+        let Some(running) = queue.start(key) else {
+            continue;
+        };
+        // Not in the cache: the set is gone (its pods' events still map
+        // to it) or not reflected yet (its own event will queue it).
+        let Some(set) = set_cache.get(running.key()) else {
+            continue;
+        };
+        let (queue, context) = (queue.clone(), context.clone());
+        tokio::spawn(async move {
+            let object = running.key().clone();
+            match reconcile(set, context).await {
+                Ok(()) => {
+                    debug!(%object, "reconciled");
+                    queue.add_after(object, RESYNC);
+                }
+                Err(err) => {
+                    warn!(error = %err, "statefulset reconcile failed; retrying");
+                    queue.add_after(object, RETRY);
+                }
+            }
+            drop(running);
+        });
+    }
+    feeder.abort();
 }
+
+/// Pod and set events drive everything; the periodic pass is a safety net.
+const RESYNC: Duration = Duration::from_secs(300);
+/// A failed pass is tried again after this long.
+const RETRY: Duration = Duration::from_millis(500);
 
 /// The set that controls `pod`, if it is of this controller's kind.
 fn owning_set(pod: &Pod, resource: &ApiResource) -> Option<ObjectRef<DynamicObject>> {
@@ -147,11 +201,6 @@ fn owning_set(pod: &Pod, resource: &ApiResource) -> Option<ObjectRef<DynamicObje
     })?;
     let namespace = pod.namespace()?;
     Some(ObjectRef::new_with(&owner.name, resource.clone()).within(&namespace))
-}
-
-fn error_policy(_set: Arc<DynamicObject>, err: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(error = %err, "statefulset reconcile failed; retrying");
-    Action::requeue(Duration::from_millis(500))
 }
 
 /// The spec fields the controller reads.
@@ -229,7 +278,7 @@ fn status_document(generation: Option<i64>, counts: &plan::Counts, update_revisi
 
 /// Reads the set's revisions and pods, performs the planned writes, patches
 /// the status.
-async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<(), Error> {
     let kind = ctx.resource.kind.clone();
     let missing = |field| Error::MissingMetadata {
         kind: kind.clone(),
@@ -243,7 +292,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
         .ok_or_else(|| missing("namespace"))?;
     let uid = set.metadata.uid.clone().ok_or_else(|| missing("uid"))?;
     if set.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
+        return Ok(());
     }
     let spec: SetSpec = serde_json::from_value(set.data.get("spec").cloned().unwrap_or_default())
         .map_err(|source| Error::InvalidSpec {
@@ -367,8 +416,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action,
         .chain([update_revision.as_str(), counts.current_revision.as_str()])
         .collect();
     revisions.prune(&in_use, limit).await;
-    // Pod and set events drive everything; the resync is a safety net.
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(())
 }
 
 /// The set's pods by ordinal: controlled by the set (uid), named `SET-N`.
