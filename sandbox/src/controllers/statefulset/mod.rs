@@ -163,14 +163,28 @@ pub async fn run(client: Client, kind: SetKind) {
         let Some(running) = queue.start(key) else {
             continue;
         };
-        // Not in the cache: the set is gone (its pods' events still map
-        // to it) or not reflected yet (its own event will queue it).
-        let Some(set) = set_cache.get(running.key()) else {
-            continue;
-        };
+        let cached = set_cache.get(running.key());
         let (queue, context) = (queue.clone(), context.clone());
         tokio::spawn(async move {
             let object = running.key().clone();
+            // Not in the cache: the set is gone (its pods' events still map
+            // to it), or the cache is being rebuilt by a re-list (a reflector
+            // publishes the listed objects only once the list is complete,
+            // while their events already arrive). Ask the API server.
+            let set = match cached {
+                Some(set) => set,
+                None => match fetch_set(&context, &object).await.inspect(|found| {
+                    debug!(%object, found = found.is_some(), "set not in the cache; read from the API server");
+                }) {
+                    Ok(Some(set)) => Arc::new(set),
+                    Ok(None) => return,
+                    Err(err) => {
+                        warn!(error = %err, "statefulset controller: cannot read {object}; retrying");
+                        queue.add_after(object, RETRY);
+                        return;
+                    }
+                },
+            };
             match reconcile(set, context).await {
                 Ok(()) => {
                     debug!(%object, "reconciled");
@@ -185,6 +199,17 @@ pub async fn run(client: Client, kind: SetKind) {
         });
     }
     feeder.abort();
+}
+
+/// The set behind `key`, read from the API server; `None` once deleted.
+async fn fetch_set(
+    context: &Context,
+    key: &ObjectRef<DynamicObject>,
+) -> Result<Option<DynamicObject>, kube::Error> {
+    let namespace = key.namespace.as_deref().unwrap_or_default();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(context.client.clone(), namespace, &context.resource);
+    api.get_opt(&key.name).await
 }
 
 /// Pod and set events drive everything; the periodic pass is a safety net.
