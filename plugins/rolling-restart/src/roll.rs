@@ -413,11 +413,47 @@ pub fn by_template(
         rolling_revision: workload.update_revision.clone(),
         config_hash: wanted.config_hash.clone(),
     };
+    // Members finished since the state was last written (see below).
+    let mut unsaved = false;
     loop {
         ctx.check_deadline()?;
         let members = cluster::load_members(ctx, &workload)?;
+        // The state is written once per batch, before the partition moves.
+        // An attempt that stopped after a member came back, before the next
+        // write, left it "in flight" with its old pod uid: a member already
+        // replaced is waited for and recorded as restarted (not as skipped
+        // for being on the new revision); one not replaced yet stays in the
+        // next batch.
+        for (name, old_uid) in saved.in_flight.clone() {
+            let Some(member) = members.iter().find(|m| m.name == name) else {
+                saved.in_flight.remove(&name);
+                unsaved = true;
+                continue;
+            };
+            if member.uid() == Some(old_uid.as_str()) {
+                continue;
+            }
+            let restarting = Restarting {
+                member,
+                old_uid: Some(old_uid),
+                role: "resumed".into(),
+                span: member_span(ctx, &name, "resumed"),
+            };
+            finish_member(
+                ctx,
+                &workload,
+                &rolling,
+                config.member_timeout.get(),
+                saved,
+                restarting,
+            )?;
+            unsaved = true;
+        }
         let mut remaining = remaining_members(ctx, &members, &rolling, saved)?;
         if remaining.is_empty() {
+            if unsaved {
+                ctx.save_state(saved)?;
+            }
             break;
         }
         remaining.sort_by_key(|m| std::cmp::Reverse(m.ordinal));
@@ -450,6 +486,7 @@ pub fn by_template(
             });
         }
         ctx.save_state(saved)?;
+        unsaved = false;
         let lowest = batch.iter().map(|m| m.ordinal).min().unwrap_or(0);
         workload = restart::set_partition(
             ctx,
@@ -466,7 +503,6 @@ pub fn by_template(
                 saved,
                 restarting,
             )
-            .and_then(|()| ctx.save_state(saved))
             .map_err(|mut err| {
                 err.message.push_str(&format!(
                     "; the update partition stays at {lowest} so the controller rolls no other member onto revision {}; set it back (original: {}) once the cause is fixed",
@@ -479,6 +515,7 @@ pub fn by_template(
                 ));
                 err
             })?;
+            unsaved = true;
         }
     }
     if let Some(template) = &saved.template

@@ -122,6 +122,45 @@ fn order_override_max_unavailable_and_dry_run() {
 }
 
 #[test]
+fn template_mode_resumed_after_a_member_came_back_unrecorded_counts_it_restarted() {
+    let world = world("RollingUpdate");
+    let host = world.host(Duration::from_secs(120));
+    outputs(host.run::<RollingRestart>(&request(json!({"mode": "template"}))));
+    let after = uids(&host);
+    // The state as an attempt killed right after web-0 came back would
+    // have left it: web-0 still in flight with its old pod's uid (the state
+    // is written once per batch, before the partition moves).
+    let mut saved: Saved = dbops_plugin_sdk::serde_json::from_value(
+        host.state.lock().expect("state").clone().expect("saved"),
+    )
+    .expect("state decodes");
+    assert_eq!(saved.order(), "web-2,web-1,web-0");
+    saved.done.retain(|d| d.name != "web-0");
+    saved
+        .in_flight
+        .insert("web-0".into(), "uid-of-the-replaced-pod".into());
+    let again = world.host(Duration::from_secs(60));
+    *again.state.lock().expect("state") =
+        Some(dbops_plugin_sdk::serde_json::to_value(&saved).expect("state"));
+    let out = outputs(again.run::<RollingRestart>(&request(json!({"mode": "template"}))));
+    assert_eq!(uids(&again), after, "nothing restarted twice");
+    assert_eq!(text(&out, "order"), "web-2,web-1,web-0");
+    assert_eq!(
+        text(&out, "skipped"),
+        "",
+        "web-0 was restarted, not skipped"
+    );
+    let state: Saved = dbops_plugin_sdk::serde_json::from_value(
+        again.state.lock().expect("state").clone().expect("saved"),
+    )
+    .expect("state decodes");
+    assert!(
+        state.in_flight.is_empty(),
+        "the end state is written: {state:?}"
+    );
+}
+
+#[test]
 fn template_mode_rolls_through_the_partition_and_restores_it() {
     let world = world("RollingUpdate");
     let host = world.host(Duration::from_secs(120));
