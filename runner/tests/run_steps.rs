@@ -541,3 +541,31 @@ fn the_host_rides_out_api_server_errors_on_its_own_writes() {
         ]
     );
 }
+
+#[test]
+fn a_plugin_request_throttled_by_the_api_server_is_retried_without_costing_an_attempt() {
+    use dbops_sandbox::{FaultAction, FaultRule};
+    let w = World::start();
+    let faults = w.sandbox.faults();
+    // The step's first request (reading its record ConfigMap) meets 429
+    // twice; the client waits (Retry-After) and tries again, as kube's does.
+    let throttled = faults.add(
+        FaultRule::new(FaultAction::TooManyRequests {
+            retry_after_secs: 0,
+        })
+        .verb("get")
+        .resource("configmaps")
+        .name("calls")
+        .times(2),
+    );
+    let p = w.pipeline(
+        "throttled",
+        &(header("th", "db1", "halt")
+            + "\n[[step]]\nid = \"a\"\nuses = \"test-step\"\nwith = { record = \"calls\" }\n"),
+    );
+    let out = w.run(&p, "th-1", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(faults.fired(throttled), 2);
+    let journal = w.journal("th", "th-1").expect("journal");
+    assert_eq!(states(&journal), [("a".into(), "succeeded".into(), 1)]);
+}

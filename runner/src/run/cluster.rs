@@ -122,8 +122,9 @@ const KEEP_ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2
 /// restart) closes its connection, so the next concurrent request pays a
 /// new TCP connection and TLS handshake. Over HTTP/2 the run's requests,
 /// Events and watches share one connection, as client-go's do. The stack
-/// is kube's minus its HTTP tracing layer: base URI, credentials (tokens
-/// are re-read as kube does), impersonation headers, the kubeconfig's TLS.
+/// is kube's minus its HTTP tracing layer: base URI, retries of 429/503/504,
+/// credentials (tokens are re-read as kube does), impersonation headers,
+/// the kubeconfig's TLS.
 fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     use hyper_util::client::legacy::connect::HttpConnector;
     use kube::client::ConfigExt;
@@ -152,8 +153,14 @@ fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .http2_keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
         .build(https);
+    // kube's default: 429, 503 and 504 are retried with backoff (honouring
+    // Retry-After) below every caller, plugins' requests and watches included.
+    let retry = config
+        .default_retry
+        .then(|| tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry()));
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        .option_layer(retry)
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)
