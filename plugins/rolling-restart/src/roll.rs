@@ -251,6 +251,55 @@ pub fn plan_only(
     Ok(outputs)
 }
 
+/// What [`finish_in_flight`] does with a member still on its old pod.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unreplaced {
+    /// Delete the pod (delete mode: the earlier attempt stopped before).
+    Delete,
+    /// Leave it: it is in the next batch the partition rolls (template mode).
+    LeaveInBatch,
+}
+
+/// Members an earlier attempt left in flight (`saved.in_flight`, with their
+/// old pod uids): wait for each replaced one and record it as restarted;
+/// forget those that no longer exist. True if `saved` changed.
+fn finish_in_flight(
+    ctx: &Context<'_>,
+    workload: &Workload,
+    members: &[Member],
+    wanted: &Wanted,
+    timeout: Duration,
+    saved: &mut Saved,
+    unreplaced: Unreplaced,
+) -> StepResult<bool> {
+    let mut changed = false;
+    for (name, old_uid) in saved.in_flight.clone() {
+        let Some(member) = members.iter().find(|m| m.name == name) else {
+            saved.in_flight.remove(&name);
+            changed = true;
+            continue;
+        };
+        if member.uid() == Some(old_uid.as_str()) {
+            if unreplaced == Unreplaced::LeaveInBatch {
+                continue;
+            }
+            restart::delete_pod(ctx, &workload.namespace, &name, Some(&old_uid))?;
+        }
+        ctx.info(&format!(
+            "resuming: waiting for {name}, restarted by an earlier attempt"
+        ));
+        let restarting = Restarting {
+            member,
+            old_uid: Some(old_uid),
+            role: "resumed".into(),
+            span: member_span(ctx, &name, "resumed"),
+        };
+        finish_member(ctx, workload, wanted, timeout, saved, restarting)?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
 /// Delete mode: restart batches in the engine's order until none is left.
 ///
 /// The state is written once per batch, before its pods are deleted (the
@@ -276,35 +325,15 @@ pub fn by_deletion(
         let members = cluster::load_members(ctx, &workload)?;
 
         // A run that stopped mid-restart: finish those members first.
-        for (name, old_uid) in saved.in_flight.clone() {
-            let Some(member) = members.iter().find(|m| m.name == name) else {
-                saved.in_flight.remove(&name);
-                unsaved = true;
-                continue;
-            };
-            if member.uid() == Some(old_uid.as_str()) {
-                restart::delete_pod(ctx, &workload.namespace, &name, Some(&old_uid))?;
-            }
-            ctx.info(&format!(
-                "resuming: waiting for {name}, restarted by an earlier attempt"
-            ));
-            let span = member_span(ctx, &name, "resumed");
-            let restarting = Restarting {
-                member,
-                old_uid: Some(old_uid),
-                role: "resumed".into(),
-                span,
-            };
-            finish_member(
-                ctx,
-                &workload,
-                wanted,
-                config.member_timeout.get(),
-                saved,
-                restarting,
-            )?;
-            unsaved = true;
-        }
+        unsaved |= finish_in_flight(
+            ctx,
+            &workload,
+            &members,
+            wanted,
+            config.member_timeout.get(),
+            saved,
+            Unreplaced::Delete,
+        )?;
 
         let remaining = remaining_members(ctx, &members, wanted, saved)?;
         if remaining.is_empty() {
@@ -424,31 +453,15 @@ pub fn by_template(
         // replaced is waited for and recorded as restarted (not as skipped
         // for being on the new revision); one not replaced yet stays in the
         // next batch.
-        for (name, old_uid) in saved.in_flight.clone() {
-            let Some(member) = members.iter().find(|m| m.name == name) else {
-                saved.in_flight.remove(&name);
-                unsaved = true;
-                continue;
-            };
-            if member.uid() == Some(old_uid.as_str()) {
-                continue;
-            }
-            let restarting = Restarting {
-                member,
-                old_uid: Some(old_uid),
-                role: "resumed".into(),
-                span: member_span(ctx, &name, "resumed"),
-            };
-            finish_member(
-                ctx,
-                &workload,
-                &rolling,
-                config.member_timeout.get(),
-                saved,
-                restarting,
-            )?;
-            unsaved = true;
-        }
+        unsaved |= finish_in_flight(
+            ctx,
+            &workload,
+            &members,
+            &rolling,
+            config.member_timeout.get(),
+            saved,
+            Unreplaced::LeaveInBatch,
+        )?;
         let mut remaining = remaining_members(ctx, &members, &rolling, saved)?;
         if remaining.is_empty() {
             if unsaved {
