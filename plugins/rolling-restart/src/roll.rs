@@ -144,7 +144,8 @@ struct Restarting<'m, 'h> {
 
 /// Finish a member whose restart was started (possibly by an earlier run):
 /// wait until it is back, then move it from `in_flight` to `done` in
-/// `saved`. The caller persists that (see [`by_deletion`]).
+/// `saved`. The caller persists that with its next write (see
+/// [`by_deletion`], [`by_template`]).
 fn finish_member(
     ctx: &Context<'_>,
     workload: &Workload,

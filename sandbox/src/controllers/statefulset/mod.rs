@@ -2,11 +2,12 @@
 //! controller. Both kinds share the spec shape, so one controller serves
 //! either, parameterised by [`SetKind`].
 //!
-//! A reconcile reads the set, its ControllerRevisions and its pods straight
+//! A reconcile takes the set from its watch's cache (from the API server
+//! when the cache lacks it), reads its ControllerRevisions and pods straight
 //! from the API server (never from a possibly stale cache), asks
 //! [`plan::plan`] what to do, performs those writes and patches the status.
-//! Pod events (mapped through the pods' controller owner reference) trigger
-//! the next pass.
+//! Pod events (mapped through the pods' controller owner reference) and a
+//! new set generation queue the next pass ([`queue::WorkQueue`]).
 
 mod children;
 mod plan;
@@ -125,29 +126,15 @@ pub async fn run(client: Client, kind: SetKind) {
         .reflect(set_cache_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let set_triggers = set_events.filter_map(move |event| {
-        let key = match event {
-            Ok(set) => Some(ObjectRef::from_obj_with(&set, resource.clone())),
-            Err(err) => {
-                warn!(error = %err, "statefulset controller: set watch failed; retrying");
-                None
-            }
-        };
-        std::future::ready(key)
+    let set_triggers = keys_of(set_events, "set", move |set| {
+        Some(ObjectRef::from_obj_with(&set, resource.clone()))
     });
-    let pod_triggers = watcher(pods, watcher::Config::default())
+    let pod_events = watcher(pods, watcher::Config::default())
         .default_backoff()
-        .touched_objects()
-        .filter_map(move |event| {
-            let key = match event {
-                Ok(pod) => owning_set(&pod, &mapper_resource),
-                Err(err) => {
-                    warn!(error = %err, "statefulset controller: pod watch failed; retrying");
-                    None
-                }
-            };
-            std::future::ready(key)
-        });
+        .touched_objects();
+    let pod_triggers = keys_of(pod_events, "pod", move |pod| {
+        owning_set(&pod, &mapper_resource)
+    });
     let (queue, mut ready) = WorkQueue::new();
     let feeder = {
         let queue = queue.clone();
@@ -173,10 +160,11 @@ pub async fn run(client: Client, kind: SetKind) {
             // while their events already arrive). Ask the API server.
             let set = match cached {
                 Some(set) => set,
-                None => match fetch_set(&context, &object).await.inspect(|found| {
-                    debug!(%object, found = found.is_some(), "set not in the cache; read from the API server");
-                }) {
-                    Ok(Some(set)) => Arc::new(set),
+                None => match fetch_set(&context, &object).await {
+                    Ok(Some(set)) => {
+                        debug!(%object, "set not in the cache; read from the API server");
+                        Arc::new(set)
+                    }
                     Ok(None) => return,
                     Err(err) => {
                         warn!(error = %err, "statefulset controller: cannot read {object}; retrying");
@@ -199,6 +187,25 @@ pub async fn run(client: Client, kind: SetKind) {
         });
     }
     feeder.abort();
+}
+
+/// The sets to reconcile for a watch's objects (`key`); watch errors are
+/// logged (the watcher retries with backoff).
+fn keys_of<T>(
+    events: impl futures::Stream<Item = Result<T, watcher::Error>>,
+    watched: &'static str,
+    key: impl Fn(T) -> Option<ObjectRef<DynamicObject>>,
+) -> impl futures::Stream<Item = ObjectRef<DynamicObject>> {
+    events.filter_map(move |event| {
+        let found = match event {
+            Ok(object) => key(object),
+            Err(err) => {
+                warn!(error = %err, "statefulset controller: {watched} watch failed; retrying");
+                None
+            }
+        };
+        std::future::ready(found)
+    })
 }
 
 /// The set behind `key`, read from the API server; `None` once deleted.
