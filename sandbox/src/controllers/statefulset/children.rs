@@ -2,15 +2,19 @@
 //! (reads and writes against the API server).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tracing::debug;
 
+use crate::selector::LabelSelector;
+
+use super::cache::OwnerCache;
 use super::{Error, SetSpec, revision};
 
 /// Creates the pod's PersistentVolumeClaims from the claim templates (kept
@@ -73,9 +77,10 @@ pub(super) async fn ensure_claims(
     Ok(())
 }
 
-/// Creates the pod; false if it exists already.
+/// Creates the pod (and records it in `cache`); false if it exists already.
 pub(super) async fn create_pod(
     client: &Client,
+    cache: &OwnerCache<Pod>,
     namespace: &str,
     pod: Value,
 ) -> Result<bool, Error> {
@@ -94,7 +99,10 @@ pub(super) async fn create_pod(
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Pod>(&()));
     match api.create(&PostParams::default(), &object).await {
-        Ok(_) => Ok(true),
+        Ok(created) => {
+            write_through(cache, &created);
+            Ok(true)
+        }
         // Still terminating, or created by a previous pass: the next event retries.
         Err(kube::Error::Api(status)) if status.code == 409 => {
             debug!(pod = %name, "pod exists already");
@@ -107,10 +115,34 @@ pub(super) async fn create_pod(
     }
 }
 
-/// Deletes the pod; false if it was gone already.
-pub(super) async fn delete_pod(api: &Api<Pod>, namespace: &str, name: &str) -> Result<bool, Error> {
+/// Records a typed copy of the API server's answer to the controller's
+/// own write (see [`OwnerCache::write_through`]); an answer that does not
+/// convert is left to the watch.
+fn write_through<K: serde::de::DeserializeOwned + kube::ResourceExt>(
+    cache: &OwnerCache<K>,
+    answer: &impl serde::Serialize,
+) {
+    match serde_json::to_value(answer).and_then(serde_json::from_value::<K>) {
+        Ok(object) => cache.write_through(object),
+        Err(err) => debug!(error = %err, "answer not cached; the watch brings it"),
+    }
+}
+
+/// Deletes the pod (a graceful deletion's terminating pod is recorded in
+/// `cache`); false if it was gone already.
+pub(super) async fn delete_pod(
+    api: &Api<Pod>,
+    cache: &OwnerCache<Pod>,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, Error> {
     match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(true),
+        Ok(answer) => {
+            if let Some(terminating) = answer.left() {
+                cache.write_through(terminating);
+            }
+            Ok(true)
+        }
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(source) => Err(Error::Api {
             action: format!("delete pod {namespace}/{name}"),
@@ -119,33 +151,41 @@ pub(super) async fn delete_pod(api: &Api<Pod>, namespace: &str, name: &str) -> R
     }
 }
 
-/// The set's ControllerRevisions.
+/// The set's ControllerRevisions (from the controller's cache).
 pub(super) struct Revisions {
     api: Api<ControllerRevision>,
-    items: Vec<ControllerRevision>,
+    cache: OwnerCache<ControllerRevision>,
+    items: Vec<Arc<ControllerRevision>>,
 }
 
 impl Revisions {
-    pub(super) async fn load(
+    /// The revisions in `namespace` owned by the set `uid` whose labels
+    /// match the set's `selector`.
+    pub(super) fn load(
         client: &Client,
+        cache: &OwnerCache<ControllerRevision>,
         namespace: &str,
-        selector: &str,
+        selector: &LabelSelector,
         uid: &str,
-    ) -> Result<Self, Error> {
+    ) -> Self {
         let api: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
-        let list = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|source| Error::Api {
-                action: format!("list controllerrevisions in {namespace}"),
-                source,
-            })?;
-        let items = list
-            .items
+        let items = cache
+            .owned_by(namespace, uid)
             .into_iter()
-            .filter(|rev| rev.owner_references().iter().any(|o| o.uid == uid))
+            .filter(|rev| selector.matches_with(|key| rev.labels().get(key).map(String::as_str)))
             .collect();
-        Ok(Self { api, items })
+        Self {
+            api,
+            cache: cache.clone(),
+            items,
+        }
+    }
+
+    /// Whether the revision `name` exists.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.items
+            .iter()
+            .any(|rev| rev.metadata.name.as_deref() == Some(name))
     }
 
     pub(super) fn template(&self, name: &str) -> Option<Value> {
@@ -153,7 +193,7 @@ impl Revisions {
             .items
             .iter()
             .find(|rev| rev.metadata.name.as_deref() == Some(name))?;
-        let value = serde_json::to_value(rev).ok()?;
+        let value = serde_json::to_value(rev.as_ref()).ok()?;
         revision::template_of_revision(&value)
     }
 
@@ -185,7 +225,7 @@ impl Revisions {
                     &Patch::Merge(json!({"revision": newest + 1})),
                 )
                 .await
-                .map(|_| ())
+                .map(|bumped| self.cache.write_through(bumped))
                 .map_err(|source| Error::Api {
                     action: format!("bump controllerrevision {namespace}/{name}"),
                     source,
@@ -207,7 +247,10 @@ impl Revisions {
                         source,
                     })?;
                 match self.api.create(&PostParams::default(), &object).await {
-                    Ok(_) => Ok(()),
+                    Ok(created) => {
+                        self.cache.write_through(created);
+                        Ok(())
+                    }
                     Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
                     Err(source) => Err(Error::Api {
                         action: format!("create controllerrevision {namespace}/{name}"),
@@ -220,7 +263,7 @@ impl Revisions {
 
     /// Deletes the oldest unused revisions beyond `limit`.
     pub(super) async fn prune(&self, in_use: &[&str], limit: usize) {
-        let mut unused: Vec<&ControllerRevision> = self
+        let mut unused: Vec<&Arc<ControllerRevision>> = self
             .items
             .iter()
             .filter(|rev| !in_use.contains(&rev.metadata.name.as_deref().unwrap_or_default()))

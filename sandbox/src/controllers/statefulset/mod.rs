@@ -3,12 +3,15 @@
 //! either, parameterised by [`SetKind`].
 //!
 //! A reconcile takes the set from its watch's cache (from the API server
-//! when the cache lacks it), reads its ControllerRevisions and pods straight
-//! from the API server (never from a possibly stale cache), asks
-//! [`plan::plan`] what to do, performs those writes and patches the status.
-//! Pod events (mapped through the pods' controller owner reference) and a
-//! new set generation queue the next pass ([`queue::WorkQueue`]).
+//! when the cache lacks it), its ControllerRevisions and pods from caches
+//! fed by their own watches and indexed by owner ([`cache::OwnerCache`],
+//! which also records the controller's own writes), asks [`plan::plan`]
+//! what to do, performs those writes and patches the status. Pod events
+//! (mapped through the pods' controller owner reference) and a new set
+//! generation queue the next pass ([`queue::WorkQueue`]); a pod event is
+//! in the pod cache before it queues anything.
 
+mod cache;
 mod children;
 mod plan;
 mod queue;
@@ -18,10 +21,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
@@ -31,6 +35,8 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use crate::controllers::events::{self, Events};
+use crate::selector::LabelSelector as Selector;
+use cache::OwnerCache;
 use children::{Revisions, create_pod, delete_pod, ensure_claims};
 use plan::{PodManagement, PodView, Revision, SetView, UpdateStrategy};
 use queue::WorkQueue;
@@ -85,6 +91,18 @@ pub enum Error {
         /// The missing field.
         field: &'static str,
     },
+    /// The set's selector does not parse.
+    #[error("{kind} {namespace}/{name}: invalid selector: {message}")]
+    InvalidSelector {
+        /// The kind.
+        kind: String,
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A request to the API server failed.
     #[error("{action}: {source}")]
     Api {
@@ -100,6 +118,8 @@ struct Context {
     client: Client,
     resource: ApiResource,
     events: Events,
+    pods: OwnerCache<Pod>,
+    revisions: OwnerCache<ControllerRevision>,
 }
 
 /// Runs the controller for `kind` until its watch streams end.
@@ -107,11 +127,14 @@ pub async fn run(client: Client, kind: SetKind) {
     let resource = kind.api_resource();
     let sets: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let pods: Api<Pod> = Api::all(client.clone());
+    let revisions: Api<ControllerRevision> = Api::all(client.clone());
     let mapper_resource = resource.clone();
     let context = Arc::new(Context {
         events: Events::new(client.clone(), "statefulset-controller"),
         client,
         resource: resource.clone(),
+        pods: OwnerCache::new(),
+        revisions: OwnerCache::new(),
     });
     // The set's own status writes come back as set events; reconciling on
     // them re-reads everything for nothing, so only a new generation (spec
@@ -129,9 +152,28 @@ pub async fn run(client: Client, kind: SetKind) {
     let set_triggers = keys_of(set_events, "set", move |set| {
         Some(ObjectRef::from_obj_with(&set, resource.clone()))
     });
+    let pod_cache = context.pods.clone();
     let pod_events = watcher(pods, watcher::Config::default())
         .default_backoff()
+        .inspect_ok(move |event| pod_cache.apply(event))
         .touched_objects();
+    // Revisions change only by this controller's own writes (recorded in
+    // the cache when made): their events feed the cache, nothing else.
+    let revision_feeder = {
+        let cache = context.revisions.clone();
+        let events = watcher(revisions, watcher::Config::default()).default_backoff();
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => cache.apply(&event),
+                    Err(err) => {
+                        warn!(error = %err, "statefulset controller: revision watch failed; retrying");
+                    }
+                }
+            }
+        })
+    };
     let pod_triggers = keys_of(pod_events, "pod", move |pod| {
         owning_set(&pod, &mapper_resource)
     });
@@ -146,6 +188,9 @@ pub async fn run(client: Client, kind: SetKind) {
             }
         })
     };
+    // Like a controller waiting for its informers to sync: a pass before
+    // the first complete lists would see no pods and create them again.
+    tokio::join!(context.pods.ready(), context.revisions.ready());
     while let Some(key) = ready.recv().await {
         let Some(running) = queue.start(key) else {
             continue;
@@ -187,6 +232,7 @@ pub async fn run(client: Client, kind: SetKind) {
         });
     }
     feeder.abort();
+    revision_feeder.abort();
 }
 
 /// The sets to reconcile for a watch's objects (`key`); watch errors are
@@ -326,19 +372,28 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<(), Err
     if set.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }
-    let spec: SetSpec = serde_json::from_value(set.data.get("spec").cloned().unwrap_or_default())
-        .map_err(|source| Error::InvalidSpec {
-        kind: kind.clone(),
-        namespace: namespace.clone(),
-        name: name.clone(),
-        source,
-    })?;
+    let spec =
+        SetSpec::deserialize(set.data.get("spec").unwrap_or(&Value::Null)).map_err(|source| {
+            Error::InvalidSpec {
+                kind: kind.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source,
+            }
+        })?;
     let selector = selector_string(spec.selector.as_ref(), &spec.template);
     let owner = revision::owner_reference(&ctx.resource.api_version, &kind, &name, &uid);
     let status = set.data.get("status").cloned().unwrap_or_default();
 
+    let selector = Selector::parse(&selector).map_err(|err| Error::InvalidSelector {
+        kind: kind.clone(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+        message: err.to_string(),
+    })?;
+
     // Revisions: make sure the template's revision exists.
-    let revisions = Revisions::load(&ctx.client, &namespace, &selector, &uid).await?;
+    let revisions = Revisions::load(&ctx.client, &ctx.revisions, &namespace, &selector, &uid);
     let update_revision = revision::revision_name(&name, &spec.template);
     let template_labels = spec
         .template
@@ -358,20 +413,19 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<(), Err
     let current_revision = status
         .get("currentRevision")
         .and_then(Value::as_str)
-        .filter(|current| revisions.template(current).is_some())
+        .filter(|current| revisions.has(current))
         .unwrap_or(&update_revision)
         .to_owned();
 
     // Pods, by ordinal.
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pods = pods_api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| Error::Api {
-            action: format!("list pods of {kind} {namespace}/{name}"),
-            source,
-        })?;
-    let views = pod_views(&pods.items, &name, &uid);
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .owned_by(&namespace, &uid)
+        .into_iter()
+        .filter(|pod| selector.matches_with(|key| pod.labels().get(key).map(String::as_str)))
+        .collect();
+    let views = pod_views(&pods, &name, &uid);
 
     let plan = plan::plan(&spec.view(&update_revision, &current_revision), &views);
 
@@ -405,7 +459,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<(), Err
                 ensure_claims(&ctx.client, &namespace, &name, *ordinal, &spec).await?;
                 let pod =
                     revision::pod_from_template(&identity, &template, revision_name, *ordinal);
-                if create_pod(&ctx.client, &namespace, pod).await? {
+                if create_pod(&ctx.client, &ctx.pods, &namespace, pod).await? {
                     let pod_name = format!("{name}-{ordinal}");
                     let note = format!("create Pod {pod_name} in {kind} {name} successful");
                     let pod = events::reference("v1", "Pod", &namespace, &pod_name, None);
@@ -414,7 +468,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<(), Err
                 }
             }
             plan::Action::Delete { name: pod_name } => {
-                if delete_pod(&pods_api, &namespace, pod_name).await? {
+                if delete_pod(&pods_api, &ctx.pods, &namespace, pod_name).await? {
                     let note = format!("delete Pod {pod_name} in {kind} {name} successful");
                     let pod = events::reference("v1", "Pod", &namespace, pod_name, None);
                     let events = &ctx.events;
@@ -452,7 +506,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<(), Err
 }
 
 /// The set's pods by ordinal: controlled by the set (uid), named `SET-N`.
-fn pod_views(pods: &[Pod], set_name: &str, set_uid: &str) -> BTreeMap<u32, PodView> {
+fn pod_views(pods: &[Arc<Pod>], set_name: &str, set_uid: &str) -> BTreeMap<u32, PodView> {
     let prefix = format!("{set_name}-");
     pods.iter()
         .filter(|pod| {
@@ -574,10 +628,10 @@ mod tests {
             .expect("valid pod")
         };
         let pods = vec![
-            pod("web-0", "u1", true),
-            pod("web-1", "u1", false),
-            pod("web-x", "u1", true),
-            pod("web-2", "other", true),
+            Arc::new(pod("web-0", "u1", true)),
+            Arc::new(pod("web-1", "u1", false)),
+            Arc::new(pod("web-x", "u1", true)),
+            Arc::new(pod("web-2", "other", true)),
         ];
         let views = pod_views(&pods, "web", "u1");
         assert_eq!(views.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
