@@ -167,7 +167,10 @@ pub enum Error {
 
 /// Builds the kube client the controllers share: bearer token, no TLS
 /// verification for an `https://` loopback URL (the sandbox's own
-/// certificate).
+/// certificate), HTTP/2 over TLS like the real controller manager and
+/// kubelet (client-go): one connection carries every controller's requests
+/// and watches, where kube's HTTP/1.1 client needed a connection per
+/// request in flight and wrote each request and response on its own.
 pub fn client(ctx: &ControllerContext) -> Result<kube::Client, Error> {
     let uri: http::Uri = ctx.base_url.parse().map_err(|source| Error::InvalidUrl {
         url: ctx.base_url.clone(),
@@ -178,7 +181,7 @@ pub fn client(ctx: &ControllerContext) -> Result<kube::Client, Error> {
     config.auth_info.token = Some(secrecy::SecretString::from(ctx.token.clone()));
     config.accept_invalid_certs = ctx.base_url.starts_with("https://");
     config.read_timeout = None;
-    kube::Client::try_from(config).map_err(|source| Error::Client {
+    dbops_kube_http2::client(config).map_err(|source| Error::Client {
         url: ctx.base_url.clone(),
         source,
     })
