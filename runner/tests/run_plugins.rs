@@ -221,3 +221,22 @@ fn uses_can_name_a_plugin_file_relative_to_the_pipeline() {
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn a_plugins_config_validator_is_compiled_once_and_checks_the_schema() {
+    // A fleet checks its pipeline once per target: the compiled schema
+    // validator is kept with the loaded plugin, not built again each time.
+    let plugins = plugin_dir_with(&["test-step"]);
+    let file = plugins.path().join("libdbops_plugin_test_step.so");
+    let loaded = dbops::plugins::load_file(&file, &[]).expect("the test plugin loads");
+    let first = loaded.config_validator().expect("a valid schema");
+    let again = loaded.config_validator().expect("a valid schema");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "compiled a second time"
+    );
+    assert!(
+        !first.is_valid(&serde_json::json!({"no_such_option": true})),
+        "the validator must be the plugin's schema (unknown keys refused)"
+    );
+}

@@ -4,6 +4,7 @@
 //! or condition refers to is one the plugin declares.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use dbops_plugin_sdk::protocol::{PluginInfo, ValidateRequest, ValidateResponse};
 use jsonschema::ValidationError;
@@ -25,6 +26,17 @@ pub trait PluginCatalog {
     fn info(&self, name: &str) -> Option<&PluginInfo>;
     /// Runs the plugin's own validation of a `with` table.
     fn validate(&self, name: &str, request: &ValidateRequest) -> ValidateResponse;
+    /// The compiled validator of the plugin's config schema (`None` if the
+    /// plugin does not exist). Compiled on each call unless the catalog
+    /// keeps them (a fleet checks the same pipeline once per target).
+    fn config_validator(&self, name: &str) -> Option<Result<Arc<jsonschema::Validator>, String>> {
+        let info = self.info(name)?;
+        Some(
+            jsonschema::validator_for(&info.config_schema)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+        )
+    }
 }
 
 /// Checks every step against its plugin and returns every problem at once.
@@ -42,7 +54,7 @@ pub fn check_against_plugins(
         by_id: pipeline.steps.iter().map(|s| (s.id.as_str(), s)).collect(),
     };
     let mut problems = Vec::new();
-    let mut validators: BTreeMap<String, Option<jsonschema::Validator>> = BTreeMap::new();
+    let mut validators: BTreeMap<String, Option<Arc<jsonschema::Validator>>> = BTreeMap::new();
     for step in &pipeline.steps {
         let Some(info) = catalog.info(&step.uses) else {
             problems.push(checker.unknown_plugin(step, catalog));
@@ -50,7 +62,8 @@ pub fn check_against_plugins(
         };
         checker.output_references(step, catalog, &mut problems);
         let validator = validators.entry(step.uses.clone()).or_insert_with(|| {
-            jsonschema::validator_for(&info.config_schema)
+            catalog
+                .config_validator(&step.uses)?
                 .map_err(|e| {
                     problems.push(
                         checker

@@ -2,7 +2,9 @@
 
 use dbops_plugin_sdk::protocol::{PluginInfo, ValidateRequest, ValidateResponse};
 
-use super::PluginSet;
+use std::sync::Arc;
+
+use super::{LoadedPlugin, PluginSet};
 use crate::pipeline::PluginCatalog;
 
 impl PluginCatalog for PluginSet {
@@ -18,6 +20,10 @@ impl PluginCatalog for PluginSet {
 
     fn info(&self, name: &str) -> Option<&PluginInfo> {
         self.by_uses.get(name).map(|p| &p.info)
+    }
+
+    fn config_validator(&self, name: &str) -> Option<Result<Arc<jsonschema::Validator>, String>> {
+        self.by_uses.get(name).map(LoadedPlugin::config_validator)
     }
 
     fn validate(&self, name: &str, request: &ValidateRequest) -> ValidateResponse {

@@ -84,6 +84,8 @@ pub struct LoadedPlugin {
     /// hashing a multi-MB library costs more than loading it.
     pub sha256: Option<String>,
     plugin: PluginRef,
+    /// The config schema's validator, compiled on first use.
+    validator: std::sync::OnceLock<Result<std::sync::Arc<jsonschema::Validator>, String>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -99,6 +101,18 @@ impl LoadedPlugin {
     /// The callable plugin.
     pub fn plugin(&self) -> PluginRef {
         self.plugin
+    }
+
+    /// The validator of the plugin's config schema, compiled once (a fleet
+    /// checks the pipeline once per target).
+    pub fn config_validator(&self) -> Result<std::sync::Arc<jsonschema::Validator>, String> {
+        self.validator
+            .get_or_init(|| {
+                jsonschema::validator_for(&self.info.config_schema)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
     }
 }
 
@@ -206,6 +220,7 @@ fn load_checked(
         path,
         sha256,
         plugin,
+        validator: std::sync::OnceLock::new(),
     })
 }
 
