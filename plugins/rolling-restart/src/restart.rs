@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dbops_plugin_sdk::k8s_openapi::api::core::v1::Pod;
-use dbops_plugin_sdk::kube::{DeleteParams, KubeError, Patch};
+use dbops_plugin_sdk::kube::{DeleteParams, Deletion, KubeError, Patch};
 use dbops_plugin_sdk::serde_json::{Value, json};
 use dbops_plugin_sdk::wait::{self, Condition};
 use dbops_plugin_sdk::{Context, StepError, StepResult, Target};
@@ -63,37 +63,52 @@ impl BackWhen {
 }
 
 /// Delete a member's pod (only that exact pod: uid precondition).
-/// Returns false when it was already gone or replaced.
+/// Returns the resourceVersion of the deletion, from which a watch sees
+/// the member come back ([`wait_back`]); `None` when the pod was already
+/// gone or replaced, or the answer carried no version.
 pub fn delete_pod(
     ctx: &Context<'_>,
     namespace: &str,
     name: &str,
     uid: Option<&str>,
-) -> StepResult<bool> {
+) -> StepResult<Option<String>> {
     let params = DeleteParams {
         precondition_uid: uid.map(str::to_string),
         ..Default::default()
     };
-    match ctx.kube().api::<Pod>(Some(namespace)).delete(name, &params) {
-        Ok(deleted) => Ok(deleted),
+    match ctx
+        .kube()
+        .api::<Pod>(Some(namespace))
+        .delete_versioned(name, &params)
+    {
+        Ok(Deletion::Accepted { resource_version }) => Ok(resource_version),
+        Ok(Deletion::NotFound) => Ok(None),
         // The uid precondition failed: the pod was already replaced.
-        Err(err) if err.is_conflict() => Ok(false),
+        Err(err) if err.is_conflict() => Ok(None),
         Err(err) => Err(err.into()),
     }
 }
 
 /// Wait by watch until the member is back; a timeout is a permanent failure
-/// naming the member and its last status.
+/// naming the member and its last status. `deleted_at`: the version of
+/// this run's deletion of the old pod ([`delete_pod`]); the watch starts
+/// there instead of reading the pod first (the old pod, terminating at
+/// that version, cannot be "back").
 pub fn wait_back(
     ctx: &Context<'_>,
     namespace: &str,
     name: &str,
     back: &BackWhen,
+    deleted_at: Option<&str>,
     timeout: Duration,
 ) -> StepResult<f64> {
     let started = Instant::now();
     let pods = ctx.kube().api::<Pod>(Some(namespace));
-    match pods.wait_until(name, back.condition(), timeout) {
+    let waited = match deleted_at.filter(|_| back.old_uid.is_some()) {
+        Some(version) => pods.wait_until_after(name, version, back.condition(), timeout),
+        None => pods.wait_until(name, back.condition(), timeout),
+    };
+    match waited {
         Ok(_) => Ok(started.elapsed().as_secs_f64()),
         Err(KubeError::Timeout { waited, .. }) => {
             let last = match pods.get_opt(name) {

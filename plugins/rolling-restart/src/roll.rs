@@ -138,6 +138,9 @@ fn member_span<'h>(ctx: &Context<'h>, name: &str, role: &str) -> Span<'h> {
 struct Restarting<'m, 'h> {
     member: &'m Member,
     old_uid: Option<String>,
+    /// resourceVersion of this attempt's deletion of the old pod, if it
+    /// deleted it (the wait watches from there).
+    deleted_at: Option<String>,
     role: String,
     span: Span<'h>,
 }
@@ -157,11 +160,20 @@ fn finish_member(
     let Restarting {
         member,
         old_uid,
+        deleted_at,
         role,
         mut span,
     } = restarting;
     let back = BackWhen::new(workload, member.ordinal, old_uid, wanted);
-    match restart::wait_back(ctx, &workload.namespace, &member.name, &back, timeout) {
+    let namespace = &workload.namespace;
+    match restart::wait_back(
+        ctx,
+        namespace,
+        &member.name,
+        &back,
+        deleted_at.as_deref(),
+        timeout,
+    ) {
         Ok(seconds) => {
             saved.in_flight.remove(&member.name);
             saved.done.push(Done {
@@ -280,11 +292,12 @@ fn finish_in_flight(
             changed = true;
             continue;
         };
+        let mut deleted_at = None;
         if member.uid() == Some(old_uid.as_str()) {
             if unreplaced == Unreplaced::LeaveInBatch {
                 continue;
             }
-            restart::delete_pod(ctx, &workload.namespace, &name, Some(&old_uid))?;
+            deleted_at = restart::delete_pod(ctx, &workload.namespace, &name, Some(&old_uid))?;
         }
         ctx.info(&format!(
             "resuming: waiting for {name}, restarted by an earlier attempt"
@@ -292,6 +305,7 @@ fn finish_in_flight(
         let restarting = Restarting {
             member,
             old_uid: Some(old_uid),
+            deleted_at,
             role: "resumed".into(),
             span: member_span(ctx, &name, "resumed"),
         };
@@ -375,10 +389,12 @@ pub fn by_deletion(
                 "MemberRestarting",
                 &format!("restarting {name} ({role}) by deleting its pod"),
             );
-            restart::delete_pod(ctx, &workload.namespace, name, old_uid.as_deref())?;
+            let deleted_at =
+                restart::delete_pod(ctx, &workload.namespace, name, old_uid.as_deref())?;
             started.push(Restarting {
                 member,
                 old_uid,
+                deleted_at,
                 role,
                 span,
             });
@@ -495,6 +511,7 @@ pub fn by_template(
             started.push(Restarting {
                 member,
                 old_uid: member.uid().map(str::to_string),
+                deleted_at: None,
                 role: "member".into(),
                 span,
             });

@@ -200,3 +200,68 @@ fn template_mode_rolls_through_the_partition_and_restores_it() {
     outputs(again.run::<RollingRestart>(&request(json!({"mode": "template"}))));
     assert_eq!(uids(&again), after, "nothing restarted twice");
 }
+
+/// The member's wait starts from the version of its own pod deletion: it
+/// sees the new pod come back without reading the pod first (one API
+/// round trip less per member). After the watch history is compacted the
+/// same wait falls back to reading and watching.
+#[test]
+fn the_wait_for_a_member_watches_from_its_deletion_without_reading_the_pod_first() {
+    use dbops_plugin_rolling_restart::restart::{self, BackWhen};
+    use dbops_plugin_sdk::k8s_openapi::api::core::v1::Pod;
+    use dbops_plugin_sdk::kube::Kube;
+    use dbops_sandbox::{FaultAction, FaultRule};
+
+    let world = world("OnDelete");
+    let host = world.host(Duration::from_secs(60));
+    let ctx = dbops_plugin_sdk::Context::new(&host, request(json!({})));
+    let faults = world.sandbox.faults();
+    let pod_lists = faults.add(
+        FaultRule::new(FaultAction::Latency(Duration::ZERO))
+            .verb("list")
+            .resource("pods"),
+    );
+    let pods = Kube::new(&host).api::<Pod>(Some(NS));
+
+    for (member, compact_first) in [("web-2", false), ("web-1", true)] {
+        let old_uid = pod(&host, NS, member).and_then(|p| p.metadata.uid);
+        let lists_before = faults.fired(pod_lists);
+        let deleted_at = restart::delete_pod(&ctx, NS, member, old_uid.as_deref())
+            .expect("delete")
+            .expect("the deletion's resourceVersion");
+        if compact_first {
+            // A later change, then compaction: the deletion's version is
+            // older than what the API server still keeps (410 Gone).
+            world.apply([json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "later-change", "namespace": NS},
+            })]);
+            world.sandbox.compact_watch_history();
+        }
+        let back = BackWhen {
+            old_uid: old_uid.clone(),
+            revision: None,
+            config_hash: None,
+        };
+        restart::wait_back(
+            &ctx,
+            NS,
+            member,
+            &back,
+            Some(&deleted_at),
+            Duration::from_secs(30),
+        )
+        .expect("the member comes back");
+        let new = pods.get_opt(member).expect("read").expect("recreated");
+        assert_ne!(new.metadata.uid, old_uid, "{member}: a new pod");
+        let lists = faults.fired(pod_lists) - lists_before;
+        if compact_first {
+            assert_eq!(
+                lists, 1,
+                "{member}: expired version, so read once then watch"
+            );
+        } else {
+            assert_eq!(lists, 0, "{member}: watched from the deletion, no read");
+        }
+    }
+}

@@ -317,6 +317,19 @@ impl Patch {
     }
 }
 
+/// What [`Api::delete_versioned`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// The object did not exist.
+    NotFound,
+    /// Deleted, or terminating (a grace period or finalizers).
+    Accepted {
+        /// resourceVersion of the API server's answer (none when it
+        /// answered with a Status).
+        resource_version: Option<String>,
+    },
+}
+
 /// Options for delete.
 #[derive(Debug, Clone, Default)]
 pub struct DeleteParams {
@@ -573,6 +586,17 @@ impl<'h, K: DeserializeOwned + Serialize> Api<'h, K> {
 
     /// Delete an object; `Ok(false)` when it did not exist.
     pub fn delete(&self, name: &str, params: &DeleteParams) -> KubeResult<bool> {
+        Ok(!matches!(
+            self.delete_versioned(name, params)?,
+            Deletion::NotFound
+        ))
+    }
+
+    /// Delete an object and report the resourceVersion the API server
+    /// answered with: a watch from it sees everything that happens to the
+    /// object after this deletion ([`Api::wait_until_after`]), without
+    /// reading it first.
+    pub fn delete_versioned(&self, name: &str, params: &DeleteParams) -> KubeResult<Deletion> {
         let path = self.object_path(name);
         let mut options = serde_json::Map::new();
         options.insert("kind".into(), "DeleteOptions".into());
@@ -601,8 +625,20 @@ impl<'h, K: DeserializeOwned + Serialize> Api<'h, K> {
             "application/json",
             body.as_bytes(),
         ) {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
+            // The answer is the object (terminating, or as it was removed)
+            // or a Status; only an object carries a resourceVersion.
+            Ok(bytes) => Ok(Deletion::Accepted {
+                resource_version: serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .filter(|answer| answer.get("kind").and_then(Value::as_str) != Some("Status"))
+                    .and_then(|answer| {
+                        answer
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    }),
+            }),
+            Err(e) if e.is_not_found() => Ok(Deletion::NotFound),
             Err(e) => Err(e),
         }
     }
@@ -649,17 +685,47 @@ impl<'h, K: DeserializeOwned + Serialize> Api<'h, K> {
         condition: impl Condition<K>,
         timeout: Duration,
     ) -> KubeResult<Option<K>> {
+        self.wait(name, None, condition, timeout)
+    }
+
+    /// [`Api::wait_until`] for a change after `resource_version` (the
+    /// caller's own write to the object, e.g. [`Api::delete_versioned`]):
+    /// the watch starts there, saving the read of the object. Use it only
+    /// when the condition cannot hold at that version. Falls back to read
+    /// and watch when the version has expired or the watch drops.
+    pub fn wait_until_after(
+        &self,
+        name: &str,
+        resource_version: &str,
+        condition: impl Condition<K>,
+        timeout: Duration,
+    ) -> KubeResult<Option<K>> {
+        self.wait(name, Some(resource_version), condition, timeout)
+    }
+
+    fn wait(
+        &self,
+        name: &str,
+        mut watch_from: Option<&str>,
+        condition: impl Condition<K>,
+        timeout: Duration,
+    ) -> KubeResult<Option<K>> {
         let started = Instant::now();
         let deadline = started + self.clamp_to_step_deadline(timeout);
         let what = format!("{} {}", self.resource.kind, name);
         let params = ListParams::fields(format!("metadata.name={name}"));
         loop {
-            let list = self.list(&params)?;
-            let current = list.items.into_iter().next();
-            if condition.matches_object(current.as_ref()) {
-                return Ok(current);
-            }
-            let mut stream = self.watch(&params, &list.resource_version)?;
+            let mut stream = match watch_from.take() {
+                Some(version) => self.watch(&params, version)?,
+                None => {
+                    let list = self.list(&params)?;
+                    let current = list.items.into_iter().next();
+                    if condition.matches_object(current.as_ref()) {
+                        return Ok(current);
+                    }
+                    self.watch(&params, &list.resource_version)?
+                }
+            };
             loop {
                 if self.host.is_cancelled() {
                     return Err(KubeError::Cancelled { what });
