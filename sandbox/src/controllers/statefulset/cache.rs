@@ -5,18 +5,23 @@
 //! A reconcile used to list both kinds from the API server on every pass
 //! (two requests, two JSON documents parsed, per pod event). The cache is
 //! updated by the same watch stream that triggers the reconcile, *before*
-//! the trigger is queued, so a pass started by an event sees that event.
-//! Two windows remain, handled as a real controller does:
+//! the trigger is queued ([`OwnerCache::apply`] returns what to queue), so
+//! a pass started by an event sees that event. The windows that remain are
+//! handled as a real controller does:
 //!
 //! - The controller's own writes (a pod created or deleted, a revision
-//!   created) are put into the cache from the API server's answer
-//!   ([`OwnerCache::write_through`], client-go's mutation cache), so a pass
-//!   right after them does not create or delete the same pod again while
-//!   the watch event is still in flight. An answer never replaces a newer
-//!   version the watch brought (resourceVersions compared).
+//!   created) are put into the cache from the API server's answers
+//!   ([`OwnerCache::write_through`], [`OwnerCache::delete_answered`];
+//!   client-go's mutation cache), so a pass right after them does not
+//!   create or delete the same pod again while the watch event is still in
+//!   flight. Neither an answer nor a late watch event replaces a newer
+//!   version (resourceVersions compared), and an answer never brings back
+//!   an object whose deletion was seen.
 //! - A re-list (watch restart) fills a new index and swaps it in when the
 //!   list is complete; until then passes read the previous one, never an
-//!   empty one. Passes wait for the first complete list
+//!   empty one. At the swap the owners of every listed object and of every
+//!   object the list no longer has (deleted while the watch was down) are
+//!   queued. Passes wait for the first complete lists
 //!   ([`OwnerCache::ready`]).
 //!
 //! Anything still stale makes a create answer 409 or a delete 404, which
@@ -74,6 +79,15 @@ impl<K: ResourceExt> Index<K> {
         self.objects.insert(key, object);
     }
 
+    /// Removes `key`, remembering that it was deleted at `version`.
+    fn forget(&mut self, key: Key, version: u64) {
+        self.remove(&key);
+        if self.deleted.len() >= MAX_DELETED {
+            self.deleted.clear();
+        }
+        self.deleted.insert(key, version);
+    }
+
     fn remove(&mut self, key: &Key) {
         let Some(old) = self.objects.remove(key) else {
             return;
@@ -123,52 +137,104 @@ impl<K: ResourceExt> OwnerCache<K> {
         }
     }
 
-    /// Records one watch event (call before the event triggers anything).
-    pub(super) fn apply(&self, event: &watcher::Event<K>)
+    /// Records one watch event and returns the objects whose owners must be
+    /// reconciled because of it (queue them only after this call): the
+    /// object of an Apply or Delete; at the end of a re-list, every listed
+    /// object and every cached one the list no longer has (deleted while
+    /// the watch was down: no Delete event will come for it). Objects of a
+    /// re-list in progress are returned only once it is complete, when
+    /// they become visible.
+    pub(super) fn apply(&self, event: &watcher::Event<K>) -> Vec<Arc<K>>
     where
         K: Clone,
     {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         match event {
-            watcher::Event::Apply(object) => state.current.insert(Arc::new(object.clone())),
-            watcher::Event::Delete(object) => {
-                let key = Index::key(object);
-                state.current.remove(&key);
-                if state.current.deleted.len() >= MAX_DELETED {
-                    state.current.deleted.clear();
+            watcher::Event::Apply(object) => {
+                let object = Arc::new(object.clone());
+                let key = Index::key(object.as_ref());
+                let cached = state.current.objects.get(&key).map(|o| version(o.as_ref()));
+                // An answer written through may be newer than a watch event
+                // still in flight; never go back to the older version.
+                if cached.is_none_or(|cached| version(object.as_ref()) >= cached) {
+                    state.current.insert(object.clone());
                 }
-                state.current.deleted.insert(key, version(object));
+                vec![object]
             }
-            watcher::Event::Init => state.relist = Some(Index::default()),
+            watcher::Event::Delete(object) => {
+                state.current.forget(Index::key(object), version(object));
+                vec![Arc::new(object.clone())]
+            }
+            watcher::Event::Init => {
+                state.relist = Some(Index::default());
+                Vec::new()
+            }
             watcher::Event::InitApply(object) => {
                 if let Some(relist) = state.relist.as_mut() {
                     relist.insert(Arc::new(object.clone()));
                 }
+                Vec::new()
             }
             watcher::Event::InitDone => {
-                if let Some(listed) = state.relist.take() {
-                    state.current = listed;
-                }
                 self.ready.send_replace(true);
+                let Some(mut listed) = state.relist.take() else {
+                    return Vec::new();
+                };
+                let old = std::mem::take(&mut state.current);
+                let mut touched: Vec<Arc<K>> = listed.objects.values().cloned().collect();
+                // Deletions seen before stay known; objects the list lacks
+                // were deleted at an unknown version: refuse every answer
+                // for them until the watch brings the name back.
+                for (key, deleted_at) in old.deleted {
+                    if !listed.objects.contains_key(&key) {
+                        listed.deleted.insert(key, deleted_at);
+                    }
+                }
+                for (key, object) in old.objects {
+                    if !listed.objects.contains_key(&key) {
+                        listed.deleted.insert(key, u64::MAX);
+                        touched.push(object);
+                    }
+                }
+                state.current = listed;
+                touched
             }
         }
     }
 
     /// Records an object the API server returned for the controller's own
-    /// write (a create, or a graceful delete's terminating object), unless
-    /// the watch already brought a newer version or its deletion. A
-    /// terminating object only updates a cached one: it may be gone already.
+    /// create or update, unless the watch already brought a newer version
+    /// or its deletion.
     pub(super) fn write_through(&self, object: K) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let key = Index::key(&object);
-        let answered = version(&object);
         let newest_seen = match state.current.objects.get(&key) {
             Some(cached) => Some(version(cached.as_ref())),
-            None if object.meta().deletion_timestamp.is_some() => return,
             None => state.current.deleted.get(&key).copied(),
         };
-        if newest_seen.is_none_or(|seen| answered > seen) {
+        if newest_seen.is_none_or(|seen| version(&object) > seen) {
             state.current.insert(Arc::new(object));
+        }
+    }
+
+    /// Records the API server's answer to the controller's own delete: a
+    /// terminating object (grace period, finalizers) updates the cached
+    /// one; an object without a deletion timestamp was removed at once.
+    /// Never goes back to an older version, never adds an object.
+    pub(super) fn delete_answered(&self, answer: K) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let key = Index::key(&answer);
+        let answered = version(&answer);
+        let Some(cached) = state.current.objects.get(&key).map(|o| version(o.as_ref())) else {
+            return;
+        };
+        if answered <= cached {
+            return;
+        }
+        if answer.meta().deletion_timestamp.is_some() {
+            state.current.insert(Arc::new(answer));
+        } else {
+            state.current.forget(key, answered);
         }
     }
 
@@ -281,15 +347,64 @@ mod tests {
         // The answer to a create (rv 6) the watch already saw deleted.
         cache.write_through(pod("a-0", "u1", 6));
         assert!(cache.owned_by("ns", "u1").is_empty());
-        // A terminating object (a delete's answer) never adds one.
-        let mut terminating = pod("b-0", "u1", 9);
-        terminating.metadata.deletion_timestamp = Some(
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
-        );
-        cache.write_through(terminating);
-        assert!(cache.owned_by("ns", "u1").is_empty());
         // A newer create of the same name is recorded.
         cache.write_through(pod("a-0", "u1", 10));
         assert_eq!(names(&cache.owned_by("ns", "u1")), ["a-0"]);
+    }
+
+    fn terminating(mut pod: Pod) -> Pod {
+        pod.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        pod
+    }
+
+    #[test]
+    fn a_delete_answer_updates_or_removes_but_never_adds() {
+        let cache = OwnerCache::new();
+        // Not cached (gone already): nothing is added.
+        cache.delete_answered(terminating(pod("b-0", "u1", 9)));
+        assert!(cache.owned_by("ns", "u1").is_empty());
+        // Graceful: the cached pod becomes terminating.
+        cache.apply(&watcher::Event::Apply(pod("a-0", "u1", 5)));
+        cache.delete_answered(terminating(pod("a-0", "u1", 7)));
+        let cached = cache.owned_by("ns", "u1");
+        assert!(cached[0].metadata.deletion_timestamp.is_some());
+        // The older watch event still in flight does not undo it.
+        cache.apply(&watcher::Event::Apply(pod("a-0", "u1", 6)));
+        let cached = cache.owned_by("ns", "u1");
+        assert!(cached[0].metadata.deletion_timestamp.is_some());
+        // Removed at once (no deletion timestamp): gone, and a late
+        // create answer cannot bring it back.
+        cache.apply(&watcher::Event::Apply(pod("c-0", "u2", 10)));
+        cache.delete_answered(pod("c-0", "u2", 11));
+        assert!(cache.owned_by("ns", "u2").is_empty());
+        cache.write_through(pod("c-0", "u2", 10));
+        assert!(cache.owned_by("ns", "u2").is_empty());
+    }
+
+    #[test]
+    fn the_end_of_a_relist_queues_listed_and_vanished_objects_and_refuses_their_ghosts() {
+        let cache = OwnerCache::new();
+        cache.apply(&watcher::Event::Apply(pod("a-0", "u1", 1)));
+        cache.apply(&watcher::Event::Apply(pod("a-1", "u1", 2)));
+        assert!(cache.apply(&watcher::Event::Init).is_empty());
+        assert!(
+            cache
+                .apply(&watcher::Event::InitApply(pod("a-0", "u1", 1)))
+                .is_empty(),
+            "not visible before the list is complete"
+        );
+        // a-1 was deleted while the watch was down: no Delete event.
+        let mut touched = names(&cache.apply(&watcher::Event::InitDone));
+        touched.sort();
+        assert_eq!(touched, ["a-0", "a-1"], "both owners are queued");
+        assert_eq!(names(&cache.owned_by("ns", "u1")), ["a-0"]);
+        // A late answer for the vanished pod is refused...
+        cache.write_through(pod("a-1", "u1", 3));
+        assert_eq!(names(&cache.owned_by("ns", "u1")), ["a-0"]);
+        // ...until the watch brings the name back.
+        cache.apply(&watcher::Event::Apply(pod("a-1", "u1", 9)));
+        assert_eq!(names(&cache.owned_by("ns", "u1")), ["a-0", "a-1"]);
     }
 }

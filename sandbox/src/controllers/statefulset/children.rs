@@ -128,8 +128,8 @@ fn write_through<K: serde::de::DeserializeOwned + kube::ResourceExt>(
     }
 }
 
-/// Deletes the pod (a graceful deletion's terminating pod is recorded in
-/// `cache`); false if it was gone already.
+/// Deletes the pod (the API server's answer is recorded in `cache`, see
+/// [`OwnerCache::delete_answered`]); false if it was gone already.
 pub(super) async fn delete_pod(
     api: &Api<Pod>,
     cache: &OwnerCache<Pod>,
@@ -138,8 +138,8 @@ pub(super) async fn delete_pod(
 ) -> Result<bool, Error> {
     match api.delete(name, &DeleteParams::default()).await {
         Ok(answer) => {
-            if let Some(terminating) = answer.left() {
-                cache.write_through(terminating);
+            if let Some(deleted) = answer.left() {
+                cache.delete_answered(deleted);
             }
             Ok(true)
         }

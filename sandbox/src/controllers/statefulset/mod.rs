@@ -153,10 +153,13 @@ pub async fn run(client: Client, kind: SetKind) {
         Some(ObjectRef::from_obj_with(&set, resource.clone()))
     });
     let pod_cache = context.pods.clone();
+    // Each pod event updates the cache first, then queues the owners of
+    // the pods it touched (at the end of a re-list: all listed pods and
+    // those that vanished meanwhile).
     let pod_events = watcher(pods, watcher::Config::default())
         .default_backoff()
-        .inspect_ok(move |event| pod_cache.apply(event))
-        .touched_objects();
+        .map_ok(move |event| futures::stream::iter(pod_cache.apply(&event).into_iter().map(Ok)))
+        .try_flatten();
     // Revisions change only by this controller's own writes (recorded in
     // the cache when made): their events feed the cache, nothing else.
     let revision_feeder = {
@@ -166,7 +169,9 @@ pub async fn run(client: Client, kind: SetKind) {
             let mut events = std::pin::pin!(events);
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(event) => cache.apply(&event),
+                    Ok(event) => {
+                        cache.apply(&event);
+                    }
                     Err(err) => {
                         warn!(error = %err, "statefulset controller: revision watch failed; retrying");
                     }
