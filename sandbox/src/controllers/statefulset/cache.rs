@@ -34,6 +34,8 @@ use kube::ResourceExt;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
+use crate::selector::LabelSelector;
+
 /// (namespace, name) of a cached object.
 type Key = (String, String);
 
@@ -250,6 +252,21 @@ impl<K: ResourceExt> OwnerCache<K> {
             .filter(|((ns, _), _)| ns == namespace)
             .map(|(_, object)| object.clone())
             .collect()
+    }
+
+    /// [`OwnerCache::owned_by`], only the objects whose labels match
+    /// `selector` (a set's children: owned by it and selected by it).
+    pub(super) fn selected(
+        &self,
+        namespace: &str,
+        uid: &str,
+        selector: &LabelSelector,
+    ) -> Vec<Arc<K>> {
+        let mut owned = self.owned_by(namespace, uid);
+        owned.retain(|object| {
+            selector.matches_with(|key| object.labels().get(key).map(String::as_str))
+        });
+        owned
     }
 
     /// Waits until the first list is complete.

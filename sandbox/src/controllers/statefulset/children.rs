@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
-use kube::{Client, ResourceExt};
+use kube::Client;
 use serde_json::{Value, json};
 use tracing::debug;
 
@@ -169,11 +169,7 @@ impl Revisions {
         uid: &str,
     ) -> Self {
         let api: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
-        let items = cache
-            .owned_by(namespace, uid)
-            .into_iter()
-            .filter(|rev| selector.matches_with(|key| rev.labels().get(key).map(String::as_str)))
-            .collect();
+        let items = cache.selected(namespace, uid, selector);
         Self {
             api,
             cache: cache.clone(),

@@ -424,12 +424,7 @@ async fn reconcile(set: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<(), Err
 
     // Pods, by ordinal.
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pods: Vec<Arc<Pod>> = ctx
-        .pods
-        .owned_by(&namespace, &uid)
-        .into_iter()
-        .filter(|pod| selector.matches_with(|key| pod.labels().get(key).map(String::as_str)))
-        .collect();
+    let pods = ctx.pods.selected(&namespace, &uid, &selector);
     let views = pod_views(&pods, &name, &uid);
 
     let plan = plan::plan(&spec.view(&update_revision, &current_revision), &views);
