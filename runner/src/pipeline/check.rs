@@ -30,13 +30,15 @@ pub trait PluginCatalog {
     /// plugin does not exist). Compiled on each call unless the catalog
     /// keeps them (a fleet checks the same pipeline once per target).
     fn config_validator(&self, name: &str) -> Option<Result<Arc<jsonschema::Validator>, String>> {
-        let info = self.info(name)?;
-        Some(
-            jsonschema::validator_for(&info.config_schema)
-                .map(Arc::new)
-                .map_err(|e| e.to_string()),
-        )
+        self.info(name).map(compile_config_schema)
     }
+}
+
+/// The validator of a plugin's config schema, or why the schema is invalid.
+pub fn compile_config_schema(info: &PluginInfo) -> Result<Arc<jsonschema::Validator>, String> {
+    jsonschema::validator_for(&info.config_schema)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 /// Checks every step against its plugin and returns every problem at once.

@@ -145,7 +145,7 @@ mod variables;
 pub mod vars;
 pub mod when;
 
-pub use check::{PluginCatalog, check_against_plugins};
+pub use check::{PluginCatalog, check_against_plugins, compile_config_schema};
 pub use dbops_plugin_sdk::protocol::Outputs;
 pub use load::{EnvFn, LoadOptions, load, load_str};
 pub use model::*;

@@ -107,11 +107,7 @@ impl LoadedPlugin {
     /// checks the pipeline once per target).
     pub fn config_validator(&self) -> Result<std::sync::Arc<jsonschema::Validator>, String> {
         self.validator
-            .get_or_init(|| {
-                jsonschema::validator_for(&self.info.config_schema)
-                    .map(std::sync::Arc::new)
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| crate::pipeline::compile_config_schema(&self.info))
             .clone()
     }
 }
