@@ -11,6 +11,15 @@
 //! connection, the peak RSS of a child ([`run_with_peak_rss`]), CPU
 //! time of the sandbox and of the runs ([`cpu`]) and [`stats`].
 
+/// The benchmarks' sandbox (this process) allocates with mimalloc: it
+/// stands in for the API server and controllers, and with glibc's malloc
+/// it spent a fifth of its CPU in the allocator (BENCHMARKS.md, round 6),
+/// CPU that the measured `dbops` processes then lacked on a 2-core machine.
+/// `dbops` itself keeps the system allocator: mimalloc raised its peak RSS
+/// from 27 to 41 MiB (goal: under 30) for no measurable CPU gain.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod cpu;
 pub mod journal;
 pub mod proxy;

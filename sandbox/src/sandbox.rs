@@ -73,6 +73,7 @@ impl Sandbox {
             state_dir: state_dir.clone(),
         });
         let url = format!("http://{addr}");
+        let https_url = format!("https://{https_addr}");
         let mut tasks = vec![
             tokio::spawn(listen::serve_http(
                 listener,
@@ -87,8 +88,12 @@ impl Sandbox {
             )),
         ];
         if config.controllers {
+            // Over TLS, as the controller manager and the kubelet talk to
+            // a real API server: ALPN gives them HTTP/2 (one connection for
+            // every controller's requests and watches). The plain endpoint
+            // speaks HTTP/1.1 to a client that does not ask for h2.
             let ctx = ControllerContext {
-                base_url: url.clone(),
+                base_url: https_url.clone(),
                 token: tokens.system().to_string(),
                 kubelet: config.kubelet.clone(),
                 state_dir: state_dir.clone(),
@@ -98,7 +103,7 @@ impl Sandbox {
         tracing::info!(%url, "sandbox API server listening");
         Ok(Self {
             url,
-            https_url: format!("https://{https_addr}"),
+            https_url,
             store,
             tokens,
             faults,

@@ -92,7 +92,7 @@ use tracing::{error, info, warn};
 /// What the controllers need to reach the API server.
 #[derive(Debug, Clone)]
 pub struct ControllerContext {
-    /// Base URL of the API server, e.g. `http://127.0.0.1:PORT`.
+    /// Base URL of the API server: the sandbox gives its `https://` endpoint.
     pub base_url: String,
     /// Bearer token of the system identity (exempt from RBAC and faults).
     pub token: String,

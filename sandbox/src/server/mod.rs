@@ -109,6 +109,7 @@ async fn serve(state: &AppState, request: Request<Body>) -> ApiResult<Response<B
     tracing::debug!(
         target: "dbops_sandbox::requests",
         user = %identity.user,
+        version = ?parts.version,
         "{} {}{}",
         parts.method,
         path,
