@@ -15,6 +15,15 @@ use tokio::process::{Child, Command};
 /// The process could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
+    /// The working directory could not be created.
+    #[error("creating the pod directory {dir}: {source}")]
+    Dir {
+        /// The working directory.
+        dir: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
     /// Opening the log file failed.
     #[error("opening log file {path}: {source}")]
     Log {
@@ -43,14 +52,18 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `sh -c script` in `dir` with `env` added to the sandbox's
-    /// environment, output appended to `log`.
+    /// Starts `sh -c script` in `dir` (created if missing) with `env`
+    /// added to the sandbox's environment, output appended to `log`.
     pub fn spawn(
         script: &str,
         dir: &Path,
         env: &[(String, String)],
         log: &Path,
     ) -> Result<Self, ProcessError> {
+        std::fs::create_dir_all(dir).map_err(|source| ProcessError::Dir {
+            dir: dir.to_owned(),
+            source,
+        })?;
         let open = || {
             OpenOptions::new()
                 .create(true)
@@ -180,6 +193,17 @@ mod tests {
         assert!(status.success());
         let text = std::fs::read_to_string(&log).expect("log");
         assert!(text.starts_with("hello from "), "{text}");
+    }
+
+    #[tokio::test]
+    async fn creates_the_pod_directory_it_runs_in() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pods").join("ns_db-0_uid");
+        let log = dir.join("log");
+        let mut process = Process::spawn("pwd", &dir, &[], &log).expect("spawn");
+        assert!(process.exited().await.expect("wait").success());
+        let text = std::fs::read_to_string(&log).expect("log");
+        assert!(text.trim_end().ends_with("ns_db-0_uid"), "{text}");
     }
 
     #[tokio::test]
