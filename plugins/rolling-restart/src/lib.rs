@@ -103,12 +103,12 @@ impl Step for RollingRestart {
             return roll::plan_only(ctx, &config, &settings, &workload, &wanted);
         }
         match config.mode {
-            Mode::Delete => {
-                roll::by_deletion(ctx, &config, &target, &settings, &wanted, &mut saved)?
-            }
-            Mode::Template => {
-                roll::by_template(ctx, &config, &target, &settings, &wanted, &mut saved)?
-            }
+            Mode::Delete => roll::by_deletion(
+                ctx, &config, &target, &settings, workload, &wanted, &mut saved,
+            )?,
+            Mode::Template => roll::by_template(
+                ctx, &config, &target, &settings, workload, &wanted, &mut saved,
+            )?,
         }
         let mut outputs = Outputs::new();
         outputs.insert("order".into(), Value::String(saved.order()));

@@ -324,19 +324,28 @@ fn finish_in_flight(
 /// already back) and records it: nothing is restarted twice, one journal
 /// write per member fewer. The last members finished are written when no
 /// member is left.
+///
+/// The set is read again before every batch (a scale or a new revision
+/// during the step is seen); `workload` is the step's own first read,
+/// used for the first batch.
 pub fn by_deletion(
     ctx: &Context<'_>,
     config: &Config,
     target: &Target,
     settings: &ProbeSettings,
+    workload: Workload,
     wanted: &Wanted,
     saved: &mut Saved,
 ) -> StepResult<()> {
     // Members finished since the state was last written.
     let mut unsaved = false;
+    let mut first_read = Some(workload);
     loop {
         ctx.check_deadline()?;
-        let workload = cluster::load_workload(ctx, target)?;
+        let workload = match first_read.take() {
+            Some(workload) => workload,
+            None => cluster::load_workload(ctx, target)?,
+        };
         let members = cluster::load_members(ctx, &workload)?;
 
         // A run that stopped mid-restart: finish those members first.
@@ -414,11 +423,14 @@ pub fn by_deletion(
 }
 
 /// Template mode: bump the template annotation, then lower the partition one batch at a time.
+///
+/// `workload` is the step's own first read of the set.
 pub fn by_template(
     ctx: &Context<'_>,
     config: &Config,
     target: &Target,
     settings: &ProbeSettings,
+    workload: Workload,
     wanted: &Wanted,
     saved: &mut Saved,
 ) -> StepResult<()> {
@@ -429,7 +441,7 @@ pub fn by_template(
             settings.engine
         ));
     }
-    let mut workload = cluster::load_workload(ctx, target)?;
+    let mut workload = workload;
     if saved.template.is_none() {
         if workload.strategy != "RollingUpdate" {
             return Err(StepError::permanent(

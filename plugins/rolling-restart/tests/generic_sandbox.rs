@@ -84,6 +84,24 @@ fn a_resumed_run_finishes_the_member_in_flight_and_skips_the_ones_done() {
 }
 
 #[test]
+fn the_set_is_read_once_before_each_batch_and_once_at_the_end() {
+    use dbops_sandbox::{FaultAction, FaultRule};
+
+    let world = world("OnDelete");
+    let host = world.host(Duration::from_secs(120));
+    let set_reads = world.sandbox.faults().add(
+        FaultRule::new(FaultAction::Latency(Duration::ZERO))
+            .verb("get")
+            .resource("statefulsets"),
+    );
+    let out = outputs(host.run::<RollingRestart>(&request(json!({}))));
+    assert_eq!(text(&out, "order"), "web-2,web-1,web-0");
+    // The step's first read serves the first batch; then one read before
+    // each later batch and one that finds no member left.
+    assert_eq!(world.sandbox.faults().fired(set_reads), 4);
+}
+
+#[test]
 fn order_override_max_unavailable_and_dry_run() {
     let world = world("OnDelete");
     let host = world.host(Duration::from_secs(120));
