@@ -1,6 +1,10 @@
 //! The in-memory object store: one table per resource, a global
 //! resourceVersion counter, a bounded event history per table and a broadcast
-//! channel per table for watches.
+//! channel per table for watches, plus one per object watched by name
+//! (`fieldSelector=metadata.name=x`, what a client's wait for one object
+//! uses): an event wakes the table's watchers and that object's, not every
+//! name-scoped watch of the resource, as the real API server's watch cache
+//! dispatches by an index of its watchers.
 //!
 //! **Invariant**: resourceVersions are allocated and events are broadcast
 //! while holding the table's write lock, so within a table events arrive at
@@ -17,7 +21,7 @@ pub use write::{Subresource, WriteOptions};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -97,7 +101,50 @@ struct Table {
     history: VecDeque<Arc<Event>>,
     /// RV of the newest event dropped from `history` (0 = none dropped).
     compacted: u64,
+    /// Watchers of the whole table (or a label/namespace slice of it).
     tx: broadcast::Sender<Arc<Event>>,
+    /// Watchers of one object by name. Subscribed to under the table's
+    /// read lock (hence the Mutex), sent to under its write lock.
+    named: Mutex<HashMap<Key, broadcast::Sender<Arc<Event>>>>,
+}
+
+/// Capacity of an object's own watch channel: a watcher this many events
+/// behind on one object is ended (the client resumes from its last
+/// resourceVersion), as for the table's channel.
+const NAMED_CAPACITY: usize = 64;
+
+/// Channels of names no longer watched are dropped when their object
+/// changes, and all at once whenever the map reaches a multiple of this.
+const NAMED_SWEEP: usize = 1024;
+
+impl Table {
+    /// A receiver of the events of the object `key`.
+    fn subscribe_named(&self, key: Key) -> broadcast::Receiver<Arc<Event>> {
+        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = named.get(&key) {
+            return tx.subscribe();
+        }
+        if named.len() % NAMED_SWEEP == NAMED_SWEEP - 1 {
+            named.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        let (tx, rx) = broadcast::channel(NAMED_CAPACITY);
+        named.insert(key, tx);
+        rx
+    }
+
+    /// Sends `event` to the watchers of the table and of its object `key`.
+    fn broadcast(&mut self, key: &Key, event: Arc<Event>) {
+        let named = self.named.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = named.get(key) {
+            if tx.receiver_count() == 0 {
+                named.remove(key);
+            } else {
+                let _ = tx.send(event.clone());
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(event);
+    }
 }
 
 /// A page of a list.
@@ -201,6 +248,7 @@ impl Store {
                     history: VecDeque::new(),
                     compacted: 0,
                     tx,
+                    named: Mutex::new(HashMap::new()),
                 };
                 (table_key(def), RwLock::new(table))
             })
@@ -298,7 +346,10 @@ impl Store {
     ) -> ApiResult<WatchStart> {
         let table = self.read(def)?;
         let rv = self.current_rv();
-        let rx = table.tx.subscribe();
+        let rx = match named_key(def, filter) {
+            Some(key) => table.subscribe_named(key),
+            None => table.tx.subscribe(),
+        };
         let initial = match from_rv {
             None | Some(0) => matching(&table, def, filter, None)
                 .map(|(_, o)| {
@@ -373,8 +424,7 @@ impl Store {
                 table.compacted = old.rv;
             }
         }
-        // No receivers is fine: nobody is watching.
-        let _ = table.tx.send(event);
+        table.broadcast(&key, event);
         obj
     }
 
@@ -429,6 +479,18 @@ impl Store {
     }
 }
 
+/// The key of the one object `filter` can match, when it names it
+/// (`metadata.name=x`, and the namespace for a namespaced resource).
+fn named_key(def: &ResourceDef, filter: &Filter) -> Option<Key> {
+    let name = filter.fields.name()?;
+    let ns = match (&filter.namespace, def.namespaced) {
+        (Some(ns), true) => ns.clone(),
+        (None, true) => return None,
+        (_, false) => String::new(),
+    };
+    Some((ns, name.to_string()))
+}
+
 /// The objects of `table` that pass `filter`, in key order, after `after`.
 /// Visits only the filter's namespace, only the objects carrying one of
 /// its equality labels (see [`index`]), and one object for a
@@ -441,12 +503,8 @@ fn matching<'a>(
 ) -> Box<dyn Iterator<Item = (&'a Key, &'a Obj)> + 'a> {
     let in_ns = def.namespaced && filter.namespace.is_some();
     let ns = filter.namespace.clone().unwrap_or_default();
-    if let Some(name) = filter.fields.name().filter(|_| !def.namespaced || in_ns) {
+    if let Some(key) = named_key(def, filter) {
         // O(1) path for `metadata.name=x` (what kube's get-by-watch does).
-        let key = (
-            if def.namespaced { ns } else { String::new() },
-            name.to_string(),
-        );
         let found = table
             .objects
             .get_key_value(&key)

@@ -179,3 +179,58 @@ fn list_pages_and_watch_history() {
     let recent = s.watch(&cm, &f, Some(s.current_rv() - 2)).expect("recent");
     assert_eq!(recent.initial.len(), 2);
 }
+
+#[test]
+fn a_watch_by_name_is_sent_its_object_only_and_its_channel_goes_with_it() {
+    let (s, reg) = store();
+    let cm = reg.by_kind("v1", "ConfigMap").expect("cm").clone();
+    let write = |name: &str| {
+        s.create(
+            &cm,
+            "ns",
+            json!({"metadata": {"name": name}}),
+            &WriteOptions::default(),
+        )
+        .expect("create");
+    };
+    let by_name = Filter {
+        namespace: Some("ns".into()),
+        fields: FieldSelector::parse("metadata.name=b").expect("selector"),
+        ..Filter::default()
+    };
+    let everything = Filter::default();
+    let mut named = s
+        .watch(&cm, &by_name, Some(s.current_rv()))
+        .expect("watch b");
+    let mut all = s
+        .watch(&cm, &everything, Some(s.current_rv()))
+        .expect("watch all");
+    write("a");
+    write("b");
+    write("c");
+    let names = |rx: &mut broadcast::Receiver<Arc<Event>>| {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| {
+                crate::meta::meta_str(&e.obj.value, "name")
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&mut named.rx), ["b"], "woken for b only");
+    assert_eq!(names(&mut all.rx), ["a", "b", "c"]);
+
+    let channels = |s: &Store| {
+        s.read(&cm)
+            .expect("table")
+            .named
+            .lock()
+            .expect("named")
+            .len()
+    };
+    assert_eq!(channels(&s), 1);
+    drop(named);
+    s.delete(&cm, "ns", "b", &DeleteOptions::default())
+        .expect("delete b");
+    assert_eq!(channels(&s), 0, "nobody watches b any more");
+}
