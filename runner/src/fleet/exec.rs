@@ -42,6 +42,41 @@ pub(super) struct Plan {
     pub cancel: CancellationToken,
 }
 
+/// The least time between the starts of two runs of a fleet (at most 500
+/// starts a second). Without it the first `concurrency` runs start in
+/// the same instant and stay in step: every run restarts its members at
+/// the same moments, and each time their API requests queue behind each
+/// other. In the fleet benchmark (500 targets, concurrency 50) those 50
+/// runs took 0.85-0.88 s each against 0.66 s for the later ones, which
+/// start whenever a slot frees; 2 ms apart, 0.69-0.72 s (4 ms: 0.65 s).
+/// The same burst is what Kubernetes' controllers avoid with a slow
+/// start. Later runs are seldom delayed: slots free up spread out.
+const MIN_START_INTERVAL: Duration = Duration::from_millis(2);
+
+/// Hands out start instants at least `interval` apart, in call order.
+struct StartPacer {
+    interval: Duration,
+    next: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl StartPacer {
+    fn new(interval: Duration) -> StartPacer {
+        StartPacer {
+            interval,
+            next: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// When a run that is ready at `now` may start: `now`, or `interval`
+    /// after the previous slot if that is later.
+    fn slot(&self, now: tokio::time::Instant) -> tokio::time::Instant {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = next.map_or(now, |next| next.max(now));
+        *next = Some(slot + self.interval);
+        slot
+    }
+}
+
 /// Run every target; rows come back in the order of `targets`.
 pub(super) async fn run_all(
     plan: Arc<Plan>,
@@ -49,14 +84,19 @@ pub(super) async fn run_all(
     concurrency: usize,
 ) -> Vec<Row> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let pacer = Arc::new(StartPacer::new(MIN_START_INTERVAL));
     let tasks: Vec<_> = targets
         .into_iter()
         .map(|target| {
-            let (plan, permits) = (plan.clone(), permits.clone());
+            let (plan, permits, pacer) = (plan.clone(), permits.clone(), pacer.clone());
             // Not instrumented: each run's root span starts its own trace.
             tokio::spawn(async move {
                 let permit = tokio::select! {
-                    permit = permits.acquire_owned() => permit.ok(),
+                    permit = async {
+                        let permit = permits.acquire_owned().await;
+                        tokio::time::sleep_until(pacer.slot(tokio::time::Instant::now())).await;
+                        permit
+                    } => permit.ok(),
                     () = plan.cancel.cancelled() => None,
                 };
                 match permit {
@@ -170,4 +210,22 @@ fn first_line(text: &str) -> String {
         .unwrap_or("invalid pipeline")
         .trim()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_are_spaced_by_the_interval_and_never_moved_earlier() {
+        let pacer = StartPacer::new(Duration::from_millis(2));
+        let t0 = tokio::time::Instant::now();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(pacer.slot(t0), t0);
+        assert_eq!(pacer.slot(t0), t0 + ms(2));
+        assert_eq!(pacer.slot(t0 + ms(1)), t0 + ms(4));
+        // A run ready long after the previous slot starts at once.
+        assert_eq!(pacer.slot(t0 + ms(100)), t0 + ms(100));
+        assert_eq!(pacer.slot(t0 + ms(101)), t0 + ms(102));
+    }
 }
