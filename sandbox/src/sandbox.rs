@@ -50,9 +50,9 @@ impl Sandbox {
             faults.add(rule.clone());
         }
         let (state_dir, temp_dir) = state_dir(&config)?;
-        // Plain HTTP on `listen` (url(): the controllers and most tests),
-        // HTTPS on a second port for kubeconfigs: kubectl only sends
-        // credentials over TLS.
+        // Plain HTTP on `listen` (url(): most tests), HTTPS on a second
+        // port for kubeconfigs (kubectl only sends credentials over TLS)
+        // and the controllers (HTTP/2 by ALPN).
         let bind_err = |source| Error::Bind {
             addr: config.listen,
             source,

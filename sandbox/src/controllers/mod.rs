@@ -28,7 +28,8 @@
 //! | `sandbox.dbops.io/crash-after` | duration (`"2s"`, `"500ms"`): the container crashes that long after each start, `restartCount` grows, CrashLoopBackOff |
 //! | `sandbox.dbops.io/start-delay` | duration overriding the kubelet's start delay for this pod |
 //!
-//! Every pod has a directory `POD_DIR = STATE_DIR/pods/NAMESPACE_NAME_UID`.
+//! Every pod has a directory `POD_DIR = STATE_DIR/pods/NAMESPACE_NAME_UID`
+//! (created when first used: its process, volumes or exec probes).
 //! Its ConfigMap, Secret, projected and emptyDir volumes are written (again
 //! at every container start, so a restart sees new data) to
 //! `POD_DIR/volumes/VOLUME_NAME/KEY` (`items` paths and modes honoured), and

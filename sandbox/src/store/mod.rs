@@ -110,8 +110,10 @@ struct Table {
 
 /// Capacity of an object's own watch channel: a watcher this many events
 /// behind on one object is ended (the client resumes from its last
-/// resourceVersion), as for the table's channel.
-const NAMED_CAPACITY: usize = 64;
+/// resourceVersion, served from the table's history), as for the table's
+/// channel. Smaller than the table's: a broadcast channel allocates its
+/// slots up front, and there is one per watched object.
+const NAMED_CAPACITY: usize = 256;
 
 /// Channels of names no longer watched are dropped when their object
 /// changes, and all at once whenever the map reaches a multiple of this.

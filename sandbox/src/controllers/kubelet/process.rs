@@ -152,6 +152,11 @@ pub async fn run_check(
     let Some((program, args)) = argv.split_first() else {
         return false;
     };
+    // The pod directory is created on first use; a pod whose only user of
+    // it is this probe (no volumes to write, no process) has none yet.
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
     let child = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -204,6 +209,19 @@ mod tests {
         assert!(process.exited().await.expect("wait").success());
         let text = std::fs::read_to_string(&log).expect("log");
         assert!(text.trim_end().ends_with("ns_db-0_uid"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_exec_check_runs_in_a_pod_directory_not_yet_created() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pods").join("ns_db-0_uid");
+        let argv = [
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "test \"$(pwd)\" = \"$0\"".to_owned(),
+            dir.display().to_string(),
+        ];
+        assert!(run_check(&argv, &dir, &[], Duration::from_secs(10)).await);
     }
 
     #[tokio::test]
