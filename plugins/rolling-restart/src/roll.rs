@@ -430,7 +430,7 @@ pub fn by_template(
     config: &Config,
     target: &Target,
     settings: &ProbeSettings,
-    workload: Workload,
+    mut workload: Workload,
     wanted: &Wanted,
     saved: &mut Saved,
 ) -> StepResult<()> {
@@ -441,7 +441,6 @@ pub fn by_template(
             settings.engine
         ));
     }
-    let mut workload = workload;
     if saved.template.is_none() {
         if workload.strategy != "RollingUpdate" {
             return Err(StepError::permanent(
